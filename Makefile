@@ -1,0 +1,61 @@
+# ocf-rs: build, install and test the Rust OCF resource agents.
+#   make                 build the agents (release)
+#   make install         install them as $(OCF_ROOT)/resource.d/$(PROVIDER)/<Agent>
+#   make test            the whole test suite (unit, conformance, real cluster)
+#   make demo            one-node cluster with the agents' resources, shown by crm_mon -1
+
+PREFIX   ?= /usr
+OCF_ROOT ?= $(PREFIX)/lib/ocf
+PROVIDER ?= rust
+DESTDIR  ?=
+CARGO    ?= cargo
+AGENTS   := Dummy
+
+AGENT_DIR := $(DESTDIR)$(OCF_ROOT)/resource.d/$(PROVIDER)
+
+.PHONY: all build install uninstall test test-unit test-conformance test-cluster lint fmt metadata demo clean
+
+all: build
+
+build:
+	$(CARGO) build --release --locked --bins
+
+install: build
+	install -d -m 0755 $(AGENT_DIR)
+	for a in $(AGENTS); do install -m 0755 target/release/$$a $(AGENT_DIR)/$$a; done
+
+uninstall:
+	for a in $(AGENTS); do rm -f $(AGENT_DIR)/$$a; done
+
+# Regenerate the committed meta-data (both OCF renderings) and the README tables.
+metadata: build
+	scripts/gen-metadata.sh
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+# Unit and library tests, plus the agents run as processes (no daemons needed).
+test-unit:
+	$(CARGO) test --workspace --locked
+
+# ocf-tester, crm_resource and pcs against the installed agents.
+test-conformance: install
+	tests/run.sh conformance
+
+# The agents under a real one-node corosync + pacemaker cluster.
+test-cluster: install
+	tests/run.sh cluster
+
+# Everything, in the order CI runs it.
+test: lint test-unit install
+	tests/run.sh conformance cluster
+
+demo: install
+	scripts/demo.sh
+
+clean:
+	$(CARGO) clean

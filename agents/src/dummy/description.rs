@@ -1,0 +1,74 @@
+//! What Dummy declares: the parameters of both shell Dummies and their actions.
+
+use ocf_common::{ActionSpec, AgentDescription, ParamDefault, ParamType, ParameterSpec};
+
+pub static DESCRIPTION: AgentDescription = AgentDescription {
+    name: "Dummy",
+    version: env!("CARGO_PKG_VERSION"),
+    shortdesc: "Example stateless resource agent",
+    longdesc: "This is a dummy OCF resource agent. It does absolutely nothing except keep track \
+of whether it is running or not, and can be configured so that actions fail or take a long time. \
+Its purpose is primarily for testing, and to serve as a template for resource agent writers.",
+    parameters: &[
+        ParameterSpec {
+            shortdesc: "State file",
+            longdesc: "Location to store the resource state in. By default \
+${HA_VARRUN}/Dummy-<resource instance>.state (/var/run/...), without the clone number for \
+anonymous clones.",
+            default: ParamDefault::Computed("/var/run/Dummy-RESOURCE_ID.state"),
+            unique: true,
+            ..ParameterSpec::new("state", ParamType::String)
+        },
+        ParameterSpec {
+            shortdesc: "Password",
+            longdesc: "Fake password field (Pacemaker keeps parameters with this name out of \
+logs and digests).",
+            reloadable: true,
+            ..ParameterSpec::new("passwd", ParamType::String)
+        },
+        ParameterSpec {
+            shortdesc: "Fake attribute that can be changed to cause a reload",
+            longdesc: "Fake attribute that can be changed to cause an agent reload \
+(reload-agent) instead of a restart.",
+            default: ParamDefault::Value("dummy"),
+            reloadable: true,
+            ..ParameterSpec::new("fake", ParamType::String)
+        },
+        ParameterSpec {
+            shortdesc: "Operation sleep duration in seconds.",
+            longdesc: "Number of seconds to sleep during operations (a Pacemaker time \
+such as 2, 2s or 500ms). This can be used to test how the cluster reacts to slow operations; \
+an action whose sleep would outlast its timeout fails just before the timeout.",
+            default: ParamDefault::Value("0"),
+            reloadable: true,
+            ..ParameterSpec::new("op_sleep", ParamType::Time)
+        },
+        ParameterSpec {
+            shortdesc: "Report bogus start failure on specified host",
+            longdesc: "Start, migrate_from, and reload-agent actions will return failure if \
+running on the host specified here (its host name or its Pacemaker node name), but the resource \
+will run successfully anyway (future monitor calls will find it running). This can be used to \
+test on-fail=ignore.",
+            reloadable: true,
+            ..ParameterSpec::new("fail_start_on", ParamType::String)
+        },
+        ParameterSpec {
+            shortdesc: "Environment dump file",
+            longdesc: "If this is set, the environment will be appended to this file for \
+every call.",
+            reloadable: true,
+            ..ParameterSpec::new("envfile", ParamType::String)
+        },
+    ],
+    actions: &[
+        ActionSpec::new("start", 20),
+        ActionSpec::new("stop", 20),
+        ActionSpec::recurring("monitor", 20, 10, 0),
+        ActionSpec::new("reload", 20),
+        ActionSpec::new("reload-agent", 20),
+        ActionSpec::new("migrate_to", 20),
+        ActionSpec::new("migrate_from", 20),
+        ActionSpec::new("validate-all", 20),
+        ActionSpec::new("meta-data", 5),
+    ],
+};

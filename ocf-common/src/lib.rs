@@ -1,0 +1,29 @@
+//! ocf-common: what every OCF resource agent of ocf-rs needs.
+//!
+//! - [`exit`]: the OCF exit codes and the error type that carries one with its reason;
+//! - [`env`]: the environment (`OCF_RESKEY_*`, meta attributes, `OCF_*`, `HA_*`);
+//! - [`value`]: parameter value parsing (booleans, integers, times);
+//! - [`agent`]: the declarative description of an agent, and its parsed parameters;
+//! - [`metadata`]: meta-data XML in OCF 1.0 and 1.1 from that description;
+//! - [`dispatch`]: from `argv[1]` to an action, and from its result to an exit status;
+//! - [`deadline`]: the op-timeout budget every wait honours;
+//! - [`statefile`]: atomic, symlink-safe state files;
+//! - [`logging`]: journald, stderr and log files through `tracing`;
+//! - [`docs`]: Markdown parameter tables for the README.
+
+pub mod agent;
+pub mod deadline;
+pub mod dispatch;
+pub mod docs;
+pub mod env;
+pub mod exit;
+pub mod logging;
+pub mod metadata;
+pub mod statefile;
+pub mod value;
+
+pub use agent::{ActionSpec, AgentDescription, ParamDefault, ParamType, ParameterSpec, Params};
+pub use deadline::Deadline;
+pub use dispatch::{Action, Agent, Context};
+pub use env::OcfEnv;
+pub use exit::{ExitCode, OcfError, OcfResult};

@@ -18,7 +18,7 @@ AGENT_DIR := $(DESTDIR)$(OCF_ROOT)/resource.d/$(PROVIDER)
 all: build
 
 build:
-	$(CARGO) build --release --locked --bins
+	$(CARGO) build --release --locked $(addprefix --bin ,$(AGENTS))
 
 install: build
 	install -d -m 0755 $(AGENT_DIR)
@@ -28,8 +28,8 @@ uninstall:
 	for a in $(AGENTS); do rm -f $(AGENT_DIR)/$$a; done
 
 # Regenerate the committed meta-data (both OCF renderings) and the README tables.
-metadata: build
-	scripts/gen-metadata.sh
+metadata:
+	$(CARGO) run --quiet --locked --bin ocf-rs-gen -- .
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -2,3 +2,11 @@
 //! actions; its binary in `src/bin/` only hands it to [`ocf_common::dispatch::main`].
 
 pub mod dummy;
+pub mod generated;
+
+use ocf_common::AgentDescription;
+
+/// Every agent this crate builds, for the generated meta-data and documentation.
+pub fn all() -> Vec<&'static AgentDescription> {
+    vec![&dummy::DESCRIPTION]
+}

@@ -211,6 +211,18 @@ pub fn execute(
             tracing::info!(elapsed_ms, "stop: already stopped");
             ExitCode::Success.code()
         }
+        // Monitors run every few seconds for the life of a resource: their routine
+        // outcomes are logged at debug level only.
+        Ok(code) if matches!(action, Action::Monitor | Action::Status) => {
+            tracing::debug!(
+                elapsed_ms,
+                rc = code.code(),
+                "{} finished: {}",
+                action.name(),
+                code.name()
+            );
+            code.code()
+        }
         Ok(code) => {
             tracing::info!(
                 elapsed_ms,

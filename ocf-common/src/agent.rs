@@ -46,6 +46,15 @@ pub enum ParamDefault {
     Computed(&'static str),
 }
 
+impl ParamDefault {
+    fn filter_empty(self) -> ParamDefault {
+        match self {
+            ParamDefault::Value("") => ParamDefault::None,
+            other => other,
+        }
+    }
+}
+
 /// One parameter of an agent.
 #[derive(Clone, Debug)]
 pub struct ParameterSpec {
@@ -213,7 +222,8 @@ impl Params {
                     spec.name
                 )));
             }
-            if let ParamDefault::Value(d) = spec.default {
+            // An empty default (`default=""` in the shell agents' meta-data) means unset.
+            if let ParamDefault::Value(d) = spec.default.clone().filter_empty() {
                 match parse_value(spec.ty, d) {
                     Ok(v) => {
                         params.values.insert(spec.name, v);

@@ -211,9 +211,10 @@ pub fn execute(
             tracing::info!(elapsed_ms, "stop: already stopped");
             ExitCode::Success.code()
         }
-        // Monitors run every few seconds for the life of a resource: their routine
-        // outcomes are logged at debug level only.
-        Ok(code) if matches!(action, Action::Monitor | Action::Status) => {
+        // Monitors run every few seconds for the life of a resource, and pcs shows any
+        // stderr of a successful validate-all as a warning: their routine outcomes are
+        // logged at debug level only.
+        Ok(code) if matches!(action, Action::Monitor | Action::Status | Action::ValidateAll) => {
             tracing::debug!(
                 elapsed_ms,
                 rc = code.code(),

@@ -214,7 +214,12 @@ pub fn execute(
         // Monitors run every few seconds for the life of a resource, and pcs shows any
         // stderr of a successful validate-all as a warning: their routine outcomes are
         // logged at debug level only.
-        Ok(code) if matches!(action, Action::Monitor | Action::Status | Action::ValidateAll) => {
+        Ok(code)
+            if matches!(
+                action,
+                Action::Monitor | Action::Status | Action::ValidateAll
+            ) =>
+        {
             tracing::debug!(
                 elapsed_ms,
                 rc = code.code(),

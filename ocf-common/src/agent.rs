@@ -223,7 +223,7 @@ impl Params {
                 )));
             }
             // An empty default (`default=""` in the shell agents' meta-data) means unset.
-            if let ParamDefault::Value(d) = spec.default.clone().filter_empty() {
+            if let ParamDefault::Value(d) = spec.default.filter_empty() {
                 match parse_value(spec.ty, d) {
                     Ok(v) => {
                         params.values.insert(spec.name, v);

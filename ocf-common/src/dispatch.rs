@@ -93,9 +93,33 @@ pub struct Context {
     pub env: OcfEnv,
     pub params: Params,
     pub deadline: Deadline,
+    /// A reason to report even though the action succeeded (for example a stop that had
+    /// to kill the guest's process because libvirtd did not answer).
+    note: std::sync::Mutex<Option<String>>,
 }
 
 impl Context {
+    /// Builds a context (the dispatcher does this; tests of agents may too).
+    pub fn new(action: Action, env: OcfEnv, params: Params, deadline: Deadline) -> Context {
+        Context {
+            action,
+            env,
+            params,
+            deadline,
+            note: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Reports `reason` in the exit-reason line although the action succeeds. The last
+    /// note wins; a failure's own reason replaces it.
+    pub fn note_reason(&self, reason: impl Into<String>) {
+        let reason = reason.into();
+        tracing::warn!("{reason}");
+        if let Ok(mut n) = self.note.lock() {
+            *n = Some(reason);
+        }
+    }
+
     /// A probe: a monitor (or status) with interval 0 or none, which Pacemaker runs to
     /// find out whether the resource is active; "not running" is its normal answer.
     pub fn is_probe(&self) -> bool {
@@ -178,12 +202,7 @@ pub fn execute(
         .unwrap_or_else(|| default_timeout(desc, action));
     let deadline = Deadline::new(started, timeout);
     let params = Params::parse(desc, &env);
-    let ctx = Context {
-        action,
-        env,
-        params,
-        deadline,
-    };
+    let ctx = Context::new(action, env, params, deadline);
     if let Some(first) = ctx.params.errors().first() {
         if ctx.action == Action::Stop || ctx.is_probe() {
             for e in ctx.params.errors() {
@@ -206,6 +225,15 @@ pub fn execute(
         )))
     });
     let elapsed_ms = ctx.deadline.elapsed().as_millis() as u64;
+    if result.is_ok() {
+        if let Some(note) = ctx.note.lock().ok().and_then(|mut n| n.take()) {
+            let _ = writeln!(
+                stderr,
+                "{}",
+                exit_reason_line(ctx.env.exit_reason_prefix(), &note)
+            );
+        }
+    }
     match result {
         Ok(ExitCode::NotRunning) if action == Action::Stop => {
             tracing::info!(elapsed_ms, "stop: already stopped");
@@ -300,7 +328,14 @@ mod tests {
         fn run(&self, ctx: &Context) -> OcfResult {
             match ctx.action {
                 Action::Start if ctx.params.int("n") == Some(13) => panic!("unlucky"),
-                Action::Start => Err(OcfError::installed("first\nsecond")),
+                Action::Start => {
+                    ctx.note_reason("noted");
+                    Err(OcfError::installed("first\nsecond"))
+                }
+                Action::Monitor if ctx.params.int("n") == Some(7) => {
+                    ctx.note_reason("noted");
+                    Ok(ExitCode::Success)
+                }
                 Action::Stop => Ok(ExitCode::NotRunning),
                 Action::Monitor if ctx.is_probe() => Ok(ExitCode::NotRunning),
                 _ => Ok(ExitCode::Success),
@@ -397,6 +432,22 @@ mod tests {
             &[bad[0], ("OCF_RESKEY_CRM_meta_interval", "10000")],
         );
         assert_eq!(code, 6);
+    }
+
+    #[test]
+    fn a_note_is_reported_once_on_success_and_replaced_by_a_failure_reason() {
+        let (code, _, err) = run(
+            &["T", "monitor"],
+            &[
+                ("OCF_RESKEY_CRM_meta_interval", "1000"),
+                ("OCF_RESKEY_n", "7"),
+            ],
+        );
+        assert_eq!(code, 0);
+        assert_eq!(err, "ocf-exit-reason:noted\n");
+        let (code, _, err) = run(&["T", "start"], &[("OCF_RESKEY_n", "7")]);
+        assert_eq!(code, 5);
+        assert_eq!(err, "ocf-exit-reason:first second\n");
     }
 
     #[test]

@@ -9,7 +9,7 @@ OCF_ROOT ?= $(PREFIX)/lib/ocf
 PROVIDER ?= rust
 DESTDIR  ?=
 CARGO    ?= cargo
-AGENTS   := Dummy
+AGENTS   := Dummy VirtualDomain
 
 AGENT_DIR := $(DESTDIR)$(OCF_ROOT)/resource.d/$(PROVIDER)
 

@@ -3,10 +3,11 @@
 
 pub mod dummy;
 pub mod generated;
+pub mod virtual_domain;
 
 use ocf_common::AgentDescription;
 
 /// Every agent this crate builds, for the generated meta-data and documentation.
 pub fn all() -> Vec<&'static AgentDescription> {
-    vec![&dummy::DESCRIPTION]
+    vec![&dummy::DESCRIPTION, &virtual_domain::DESCRIPTION]
 }

@@ -1,0 +1,281 @@
+//! What VirtualDomain declares: the 27 parameters of ocf:heartbeat:VirtualDomain (same
+//! names, types and defaults) and its actions with the same advertised timeouts, plus
+//! reload-agent.
+
+use ocf_common::{ActionSpec, AgentDescription, ParamDefault, ParamType, ParameterSpec};
+
+const fn string(
+    name: &'static str,
+    shortdesc: &'static str,
+    longdesc: &'static str,
+) -> ParameterSpec {
+    ParameterSpec {
+        shortdesc,
+        longdesc,
+        ..ParameterSpec::new(name, ParamType::String)
+    }
+}
+
+const fn boolean(
+    name: &'static str,
+    default: &'static str,
+    shortdesc: &'static str,
+    longdesc: &'static str,
+) -> ParameterSpec {
+    ParameterSpec {
+        shortdesc,
+        longdesc,
+        default: ParamDefault::Value(default),
+        reloadable: true,
+        ..ParameterSpec::new(name, ParamType::Boolean)
+    }
+}
+
+/// Parameters that change how the agent acts without touching the running guest; a
+/// change is applied by reload-agent instead of a restart.
+const fn reloadable(p: ParameterSpec) -> ParameterSpec {
+    ParameterSpec {
+        reloadable: true,
+        ..p
+    }
+}
+
+const fn with_default(p: ParameterSpec, d: &'static str) -> ParameterSpec {
+    ParameterSpec {
+        default: ParamDefault::Value(d),
+        ..p
+    }
+}
+
+pub static DESCRIPTION: AgentDescription = AgentDescription {
+    name: "VirtualDomain",
+    version: env!("CARGO_PKG_VERSION"),
+    shortdesc: "Manages virtual domains through the libvirt virtualization framework",
+    longdesc: "Starts, stops, monitors and live-migrates a libvirt domain (a KVM/QEMU, Xen or LXC \
+virtual machine) described by a domain XML file. A drop-in replacement for \
+ocf:heartbeat:VirtualDomain with the same parameters, talking to libvirt directly (one \
+connection, no virsh), bounded by each operation's timeout.",
+    parameters: &[
+        ParameterSpec {
+            required: true,
+            unique: true,
+            default: ParamDefault::Value(""),
+            ..string(
+                "config",
+                "Virtual domain configuration file",
+                "Absolute path to the libvirt domain XML file of this virtual domain. The domain's \
+name and UUID are read from it and remembered, so that a domain whose file has become \
+unreadable is still found.",
+            )
+        },
+        string(
+            "hypervisor",
+            "Hypervisor URI",
+            "libvirt connection URI of the hypervisor, e.g. qemu:///system. When unset, libvirt's \
+default URI is used (LIBVIRT_DEFAULT_URI or its own choice).",
+        ),
+        ParameterSpec {
+            default: ParamDefault::Value("0"),
+            reloadable: true,
+            shortdesc: "Always force shutdown on stop",
+            longdesc: "Never try a graceful shutdown on stop: destroy the domain at once. Do not \
+use it with snapshot.",
+            ..ParameterSpec::new("force_stop", ParamType::Boolean)
+        },
+        reloadable(with_default(
+            string(
+                "migration_transport",
+                "Remote hypervisor transport",
+                "Transport used to reach the target host's libvirt during a live migration, added \
+to the hypervisor URI's scheme (e.g. ssh gives qemu+ssh://TARGET/system). Not used when \
+remoteuri is set.",
+            ),
+            "",
+        )),
+        reloadable(string(
+            "migration_user",
+            "Remote hypervisor user",
+            "User to connect to the target host's libvirt as (user@TARGET in the derived URI); it \
+must look like a login name. Not used when remoteuri is set.",
+        )),
+        ParameterSpec {
+            default: ParamDefault::Value("0"),
+            reloadable: true,
+            shortdesc: "Live migration downtime",
+            longdesc: "Maximum downtime of a live migration in milliseconds (0: libvirt's default).",
+            ..ParameterSpec::new("migration_downtime", ParamType::Integer)
+        },
+        ParameterSpec {
+            default: ParamDefault::Value("0"),
+            reloadable: true,
+            shortdesc: "Live migration speed limit",
+            longdesc: "Maximum bandwidth of a live migration in MiB/s (0: no limit).",
+            ..ParameterSpec::new("migration_speed", ParamType::Integer)
+        },
+        reloadable(with_default(
+            string(
+                "migration_network_suffix",
+                "Migration network host name suffix",
+                "Suffix added to the first label of the target node's name to form the host name \
+used for migration traffic (e.g. -mig turns node2.example.com into node2-mig.example.com), so \
+that migrations use a dedicated network. Also used for the remote libvirt URI.",
+            ),
+            "",
+        )),
+        reloadable(string(
+            "migrateuri",
+            "Custom migrateuri for migration state transfer",
+            "Migration URI for the migration data stream, e.g. tcp://%n-mig:49152; %n is replaced \
+by the target node's name. Takes precedence over --migrateuri in migrate_options and over the \
+URI derived from migration_network_suffix.",
+        )),
+        reloadable(string(
+            "migrate_options",
+            "Extra virsh-style options for live migration",
+            "Extra options for the live migration, in virsh migrate syntax: --p2p, --tunnelled, \
+--persistent, --undefinesource, --unsafe, --compressed, --auto-converge, --postcopy, \
+--copy-storage-all, --copy-storage-inc, --abort-on-error, --migrateuri=URI. Others are refused.",
+        )),
+        reloadable(with_default(
+            string(
+                "monitor_scripts",
+                "Scripts to monitor the guest",
+                "Space-separated list of commands run after the domain is found running; each must \
+exit 0 for the monitor to succeed. They run without a shell, within the operation's timeout, \
+and their output is reported when they fail. start and migrate_from return only once they pass \
+(use them to wait for a service in the guest).",
+            ),
+            "",
+        )),
+        boolean(
+            "autoset_utilization_cpu",
+            "true",
+            "Set the cpu utilization from the domain",
+            "Publish the domain's number of virtual CPUs as the resource's cpu utilization.",
+        ),
+        boolean(
+            "autoset_utilization_host_memory",
+            "true",
+            "Set the host_memory utilization from the domain",
+            "Publish the domain's maximum memory (MiB) as the resource's host_memory utilization.",
+        ),
+        boolean(
+            "autoset_utilization_hv_memory",
+            "true",
+            "Set the hv_memory utilization from the domain",
+            "Publish the domain's maximum memory (MiB) as the resource's hv_memory utilization.",
+        ),
+        boolean(
+            "unset_utilization_cpu",
+            "false",
+            "Remove the cpu utilization",
+            "Remove the resource's cpu utilization. Only applies when autoset_utilization_cpu is \
+false.",
+        ),
+        boolean(
+            "unset_utilization_host_memory",
+            "false",
+            "Remove the host_memory utilization",
+            "Remove the resource's host_memory utilization. Only applies when \
+autoset_utilization_host_memory is false.",
+        ),
+        boolean(
+            "unset_utilization_hv_memory",
+            "false",
+            "Remove the hv_memory utilization",
+            "Remove the resource's hv_memory utilization. Only applies when \
+autoset_utilization_hv_memory is false.",
+        ),
+        ParameterSpec {
+            reloadable: true,
+            shortdesc: "Port for migrateuri",
+            longdesc: "Port of the migration URI derived from migration_network_suffix (qemu \
+only). When unset, a port is chosen at random in 49152-49215 for each migration.",
+            ..ParameterSpec::new("migrateport", ParamType::Integer)
+        },
+        reloadable(string(
+            "remoteuri",
+            "Custom remoteuri to communicate with the target host",
+            "libvirt URI of the target host for live migration, e.g. qemu+ssh://%n/system; %n is \
+replaced by the target node's name. When set, migration_transport, migration_user and \
+migration_network_suffix are not used for it.",
+        )),
+        ParameterSpec {
+            reloadable: true,
+            shortdesc: "Save running domain configuration to the config file on stop",
+            longdesc: "On stop and on migration, write the domain's current (inactive) definition \
+back to the config file when it differs, atomically.",
+            ..ParameterSpec::new("save_config_on_stop", ParamType::Boolean)
+        },
+        ParameterSpec {
+            reloadable: true,
+            shortdesc: "Save and sync the config file on stop",
+            longdesc: "Like save_config_on_stop (which it implies), then synchronize the file to \
+the other nodes with csync2 -x.",
+            ..ParameterSpec::new("sync_config_on_stop", ParamType::Boolean)
+        },
+        with_default(
+            string(
+                "snapshot",
+                "Directory for domain snapshots",
+                "Directory where the domain's memory state is saved on stop (NAME.state) and \
+restored from on the next start, instead of a shutdown and a boot.",
+            ),
+            "",
+        ),
+        with_default(
+            string(
+                "backingfile",
+                "Backing image for a qcow2 overlay",
+                "Disk image used as the backing file of a qcow2 overlay placed next to the config \
+file (its name with .qcow2 instead of its extension). The overlay is created when missing (or \
+on every start with stateless) and the domain is defined persistently.",
+            ),
+            "",
+        ),
+        ParameterSpec {
+            default: ParamDefault::Value("false"),
+            shortdesc: "Recreate the overlay on every start",
+            longdesc: "Recreate the qcow2 overlay from backingfile on every start, so the domain \
+starts from a clean disk. Needs backingfile.",
+            ..ParameterSpec::new("stateless", ParamType::Boolean)
+        },
+        with_default(
+            string(
+                "copyindirs",
+                "Directories copied into a new overlay",
+                "Space-separated list of host directories copied into the root of the domain's \
+disk (with virt-copy-in from libguestfs) whenever the overlay is created.",
+            ),
+            "",
+        ),
+        reloadable(with_default(
+            string(
+                "shutdown_mode",
+                "How the guest is asked to shut down",
+                "Comma-separated shutdown methods passed to libvirt on stop: acpi, agent, initctl, \
+signal, paravirt. Empty: the hypervisor's default.",
+            ),
+            "",
+        )),
+        ParameterSpec {
+            default: ParamDefault::Value("false"),
+            reloadable: true,
+            shortdesc: "Start the domain's storage pools and networks",
+            longdesc: "Before start (and on the target before a migration), start the storage \
+pools and virtual networks the config refers to if they are inactive (refresh active pools).",
+            ..ParameterSpec::new("start_resources", ParamType::Boolean)
+        },
+    ],
+    actions: &[
+        ActionSpec::new("start", 90),
+        ActionSpec::new("stop", 90),
+        ActionSpec::recurring("status", 30, 10, 0),
+        ActionSpec::recurring("monitor", 30, 10, 0),
+        ActionSpec::new("migrate_from", 60),
+        ActionSpec::new("migrate_to", 120),
+        ActionSpec::new("reload-agent", 30),
+        ActionSpec::new("meta-data", 5),
+        ActionSpec::new("validate-all", 5),
+    ],
+};

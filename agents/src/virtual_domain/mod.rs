@@ -1,0 +1,200 @@
+//! VirtualDomain: a libvirt domain as a cluster resource.
+//!
+//! A drop-in for ocf:heartbeat:VirtualDomain (same parameters, actions and exit codes;
+//! shared/notes/decisions.md lists where it deliberately differs). One libvirt
+//! connection per invocation, every libvirt call bounded by the operation's deadline,
+//! and a fallback to the guest's own process when libvirtd cannot be reached.
+//!
+//! Each action lives in its own module: [`start`], [`stop`], [`monitor`], [`migrate`],
+//! [`validate`]; this module loads what they share ([`Resource`]).
+
+mod description;
+pub mod domain_xml;
+mod identity;
+pub mod libvirt;
+mod migrate;
+mod monitor;
+pub mod process;
+mod raw;
+mod scripts;
+mod start;
+mod stop;
+mod utilization;
+mod validate;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use ocf_common::{Action, Agent, AgentDescription, Context, ExitCode, OcfError, OcfResult};
+
+pub use description::DESCRIPTION;
+use domain_xml::DomainXml;
+use identity::Cached;
+use libvirt::{Hypervisor, LibvirtError};
+
+/// The VirtualDomain agent.
+pub struct VirtualDomain;
+
+impl Agent for VirtualDomain {
+    fn description(&self) -> &'static AgentDescription {
+        &DESCRIPTION
+    }
+
+    fn run(&self, ctx: &Context) -> OcfResult {
+        match ctx.action {
+            Action::Start => start::start(ctx),
+            Action::Stop => stop::stop(ctx),
+            Action::Monitor | Action::Status => monitor::monitor(ctx),
+            Action::MigrateTo => migrate::migrate_to(ctx),
+            Action::MigrateFrom => migrate::migrate_from(ctx),
+            Action::ValidateAll => validate::validate_all(ctx),
+            Action::ReloadAgent => validate::reload_agent(ctx),
+            other => Err(OcfError::unimplemented(format!(
+                "{} is not implemented",
+                other.name()
+            ))),
+        }
+    }
+}
+
+/// Why the config file could not be used.
+#[derive(Clone, Debug)]
+pub enum ConfigProblem {
+    /// `config` is not set.
+    Unset,
+    /// The file cannot be read (missing, permissions, unmounted storage).
+    Unreadable(String),
+    /// The file is not a domain definition.
+    Invalid(String),
+}
+
+impl ConfigProblem {
+    /// The error for actions that need the file: 5 (not installed here), as the shell
+    /// agent answers for a missing or nameless config; 6 when it is not set at all.
+    pub fn to_error(&self) -> OcfError {
+        match self {
+            ConfigProblem::Unset => {
+                OcfError::configured("parameter 'config' is required but not set")
+            }
+            ConfigProblem::Unreadable(why) | ConfigProblem::Invalid(why) => {
+                OcfError::installed(why.clone())
+            }
+        }
+    }
+}
+
+/// The domain's identity: what libvirt knows it by.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    pub name: String,
+    pub uuid: Option<String>,
+    pub emulator: Option<String>,
+}
+
+/// Everything an action knows about its resource before talking to libvirt.
+pub struct Resource<'a> {
+    pub ctx: &'a Context,
+    /// The config file's text and what was read from it, when usable.
+    pub config: Result<(String, DomainXml), ConfigProblem>,
+    /// From the config, else from the state file.
+    pub identity: Option<Identity>,
+    pub state_path: Option<PathBuf>,
+    pub cached: Cached,
+}
+
+impl<'a> Resource<'a> {
+    pub fn load(ctx: &'a Context) -> Resource<'a> {
+        let config = read_config(ctx);
+        let state_path = identity::path(ctx);
+        let cached = state_path
+            .as_deref()
+            .map(identity::load)
+            .unwrap_or_default();
+        let identity = match &config {
+            Ok((_, xml)) => Some(Identity {
+                name: xml.name.clone(),
+                uuid: xml.uuid.clone(),
+                emulator: xml.emulator.clone(),
+            }),
+            Err(_) => cached.get("name").map(|name| Identity {
+                name: name.to_string(),
+                uuid: cached.get("uuid").map(str::to_string),
+                emulator: cached.get("emulator").map(str::to_string),
+            }),
+        };
+        if let (Err(problem), Some(id)) = (&config, &identity) {
+            tracing::warn!(domain = %id.name, "config unusable ({problem:?}); using the identity cached at start");
+        }
+        Resource {
+            ctx,
+            config,
+            identity,
+            state_path,
+            cached,
+        }
+    }
+
+    /// The config, or the error an action that needs it returns.
+    pub fn require_config(&self) -> OcfResult<&(String, DomainXml)> {
+        self.config.as_ref().map_err(ConfigProblem::to_error)
+    }
+
+    /// The hypervisor URI parameter (`None`: libvirt's default).
+    pub fn uri(&self) -> Option<&str> {
+        self.ctx.params.str("hypervisor")
+    }
+
+    /// Opens the hypervisor connection, bounded by `until`.
+    pub fn connect(&self, until: Instant) -> Result<Hypervisor, LibvirtError> {
+        let t = Instant::now();
+        let hv = Hypervisor::open(self.uri(), until)?;
+        tracing::debug!(
+            uri = hv.uri(),
+            ms = t.elapsed().as_millis() as u64,
+            "connected"
+        );
+        Ok(hv)
+    }
+
+    /// Remembers `identity` (and anything else in `update`) in the state file.
+    pub fn remember(&self, update: impl FnOnce(&mut Cached)) {
+        let Some(path) = &self.state_path else { return };
+        let mut new = self.cached.clone();
+        if let Some(id) = &self.identity {
+            new.set("name", Some(&id.name));
+            new.set("uuid", id.uuid.as_deref());
+            new.set("emulator", id.emulator.as_deref());
+        }
+        if let Some(cfg) = self.ctx.params.str("config") {
+            new.set("config", Some(cfg));
+        }
+        update(&mut new);
+        identity::store(path, &self.cached, &new);
+    }
+}
+
+fn read_config(ctx: &Context) -> Result<(String, DomainXml), ConfigProblem> {
+    let path = ctx.params.str("config").ok_or(ConfigProblem::Unset)?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigProblem::Unreadable(format!(
+            "Configuration file {path} does not exist or is not readable: {e}"
+        ))
+    })?;
+    let xml = domain_xml::parse(&text).map_err(|why| {
+        ConfigProblem::Invalid(format!(
+            "Configuration file {path} is not a usable domain definition: {why}"
+        ))
+    })?;
+    Ok((text, xml))
+}
+
+/// The error for an unreachable or hung libvirt in actions that cannot do without it.
+pub fn libvirt_error(e: LibvirtError) -> OcfError {
+    OcfError::generic(e.to_string())
+}
+
+/// Ok(()) when the result is "running"; used by start and migrate_from to wait for a full
+/// monitor.
+pub fn is_success(r: &OcfResult) -> bool {
+    matches!(r, Ok(ExitCode::Success))
+}

@@ -1,0 +1,153 @@
+//! monitor (and status): is the domain running here, and healthy?
+//!
+//! running, idle (blocked), paused, in shutdown → 0; shut off or unknown to libvirt → 7;
+//! crashed, pmsuspended → 1 with the state in the reason. Then the monitor_scripts, and
+//! the utilization published when it changed. When libvirt cannot be reached the
+//! guest's own process answers: alive → 0 (with a warning), otherwise 1, never 7.
+
+use std::time::{Duration, Instant};
+
+use ocf_common::{Context, ExitCode, OcfError, OcfResult};
+
+use super::libvirt::{DomainState, Guest, Hypervisor, LibvirtError};
+use super::{libvirt_error, process, scripts, utilization, ConfigProblem, Identity, Resource};
+
+/// Time kept at the end of a monitor for the process fallback and the reply.
+const FALLBACK_RESERVE: Duration = Duration::from_millis(1500);
+
+pub fn monitor(ctx: &Context) -> OcfResult {
+    let res = Resource::load(ctx);
+    let Some(id) = res.identity.clone() else {
+        // Nothing was ever started here that we could name.
+        return match &res.config {
+            Err(ConfigProblem::Invalid(why)) if !ctx.is_probe() => {
+                Err(OcfError::installed(why.clone()))
+            }
+            Err(problem) => {
+                if !ctx.is_probe() {
+                    tracing::warn!("{problem:?} and no cached identity: not running");
+                }
+                Ok(ExitCode::NotRunning)
+            }
+            Ok(_) => unreachable_identity(),
+        };
+    };
+    let until = ctx.deadline.reserving(FALLBACK_RESERVE).end();
+    let hv = match res.connect(until) {
+        Ok(hv) => hv,
+        Err(e) if e.is_unreachable() => return from_process(&id, e),
+        Err(e) => return Err(libvirt_error(e)),
+    };
+    match full_check(&res, &hv, &id, until) {
+        Err(Failure::Libvirt(e)) if e.is_unreachable() => from_process(&id, e),
+        Err(Failure::Libvirt(e)) => Err(libvirt_error(e)),
+        Err(Failure::Ocf(e)) => Err(e),
+        Ok(code) => Ok(code),
+    }
+}
+
+/// The identity is always known when the config parsed: this is never reached.
+fn unreachable_identity() -> OcfResult {
+    Err(OcfError::generic(
+        "internal error: config parsed without an identity",
+    ))
+}
+
+/// What can stop a check.
+pub enum Failure {
+    Libvirt(LibvirtError),
+    Ocf(OcfError),
+}
+
+impl From<LibvirtError> for Failure {
+    fn from(e: LibvirtError) -> Failure {
+        Failure::Libvirt(e)
+    }
+}
+
+/// The domain's state mapped to the monitor's answer (`Ok(Some(guest))`: running).
+pub fn state_check(
+    hv: &Hypervisor,
+    id: &Identity,
+    until: Instant,
+    probe: bool,
+) -> Result<Result<Guest, ExitCode>, Failure> {
+    let (guest, state) = hv.state_of(&id.name, until)?;
+    match (guest, state) {
+        (Some(g), s) if s.is_active() => Ok(Ok(g)),
+        (_, DomainState::Absent) | (_, DomainState::ShutOff) => {
+            if !probe {
+                tracing::info!(domain = %id.name, "domain is {}", state.describe());
+            }
+            Ok(Err(ExitCode::NotRunning))
+        }
+        (_, s) => Err(Failure::Ocf(OcfError::generic(format!(
+            "domain {} is {}",
+            id.name,
+            s.describe()
+        )))),
+    }
+}
+
+/// The whole monitor against an open connection: state, monitor_scripts, utilization,
+/// identity cache. Shared by monitor, start and migrate_from.
+pub fn full_check(
+    res: &Resource,
+    hv: &Hypervisor,
+    id: &Identity,
+    until: Instant,
+) -> Result<ExitCode, Failure> {
+    let guest = match state_check(hv, id, until, res.ctx.is_probe())? {
+        Ok(g) => g,
+        Err(code) => return Ok(code),
+    };
+    if let Some(list) = res.ctx.params.str("monitor_scripts") {
+        scripts::run_all(list, &id.name, until).map_err(Failure::Ocf)?;
+    }
+    let published = utilization::update(res, hv, guest, until);
+    res.remember(|c| {
+        for (k, v) in published {
+            c.set(&k, v.as_deref());
+        }
+    });
+    Ok(ExitCode::Success)
+}
+
+/// libvirt cannot answer: the guest's own process does.
+fn from_process(id: &Identity, e: LibvirtError) -> OcfResult {
+    match process::find(&id.name, id.emulator.as_deref()) {
+        Some(pid) => {
+            tracing::warn!(domain = %id.name, pid, "{e}; its hypervisor process {pid} is alive: reporting it running");
+            Ok(ExitCode::Success)
+        }
+        None => Err(OcfError::generic(format!(
+            "{e}; no running hypervisor process found for domain {}",
+            id.name
+        ))),
+    }
+}
+
+/// Repeats the full check until it succeeds or `until` passes (start, migrate_from).
+pub fn wait_until_healthy(
+    res: &Resource,
+    hv: &Hypervisor,
+    id: &Identity,
+    until: Instant,
+    what: &str,
+) -> OcfResult {
+    let mut last: String;
+    loop {
+        match full_check(res, hv, id, until) {
+            Ok(ExitCode::Success) => return Ok(ExitCode::Success),
+            Ok(code) => last = format!("domain {} is not running ({})", id.name, code.name()),
+            Err(Failure::Ocf(e)) => last = e.reason().to_string(),
+            Err(Failure::Libvirt(e)) => last = e.to_string(),
+        }
+        if Instant::now() + Duration::from_millis(200) >= until {
+            return Err(OcfError::generic(format!(
+                "{what}: the domain did not pass its monitor in time: {last}"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

@@ -1,0 +1,329 @@
+//! start: make the domain run here, and return once a full monitor (monitor_scripts
+//! included) passes, within the deadline.
+//!
+//! Already running → success at once. A saved snapshot is restored. Otherwise the
+//! domain is created from the config (transient), or, with backingfile, defined
+//! persistently over a qcow2 overlay and started. The user's config file is never
+//! deleted or rewritten here: a stale persistent definition libvirt holds is removed,
+//! and should that remove the file too (it lives in libvirt's directory), the file is
+//! written back from memory.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use ocf_common::{statefile, Context, ExitCode, OcfError, OcfResult};
+use virt::sys;
+
+use super::libvirt::{DomainState, Guest, Hypervisor};
+use super::monitor::{state_check, wait_until_healthy, Failure};
+use super::{libvirt_error, validate, Identity, Resource};
+
+pub fn start(ctx: &Context) -> OcfResult {
+    let t = Instant::now();
+    let mut res = Resource::load(ctx);
+    validate::parameters(ctx)?;
+    validate::local(&res)?;
+    let (xml_text, _) = res.require_config()?.clone();
+    let mut id = res
+        .identity
+        .clone()
+        .expect("identity comes with a parsed config");
+    let until = ctx.deadline.end();
+    let hv = res.connect(until).map_err(libvirt_error)?;
+
+    match state_check(&hv, &id, until, true) {
+        Ok(Ok(_)) => {
+            tracing::info!(domain = %id.name, "already running");
+            res.remember(|_| {});
+            return Ok(ExitCode::Success);
+        }
+        Ok(Err(_)) => {}
+        // Crashed or suspended: it is not running; clear it away before starting anew.
+        Err(Failure::Ocf(why)) => {
+            tracing::warn!(domain = %id.name, "{}; destroying it before the start", why.reason());
+            if let Some(g) = hv.lookup(&id.name, until).map_err(libvirt_error)? {
+                let _ = hv.on(g, "virDomainDestroy", until, |d| d.destroy());
+            }
+        }
+        Err(Failure::Libvirt(e)) => return Err(libvirt_error(e)),
+    }
+
+    let restored = restore_snapshot(ctx, &hv, &id, until)?;
+    if !restored {
+        if ctx.params.bool("start_resources") {
+            start_resources(&hv, &res, until)?;
+        }
+        if ctx.params.str("backingfile").is_some() {
+            start_over_backing_file(ctx, &hv, &id, &xml_text, until)?;
+        } else {
+            remove_stale_definition(
+                &hv,
+                &id,
+                &xml_text,
+                ctx.params.str("config").unwrap_or(""),
+                until,
+            )?;
+            let xml = xml_text.clone();
+            hv.call("virDomainCreateXML", until, move |c| {
+                c.create_domain_xml(&xml, 0)
+            })
+            .map_err(|e| {
+                OcfError::generic(format!("Failed to start virtual domain {}: {e}", id.name))
+            })
+            .map(|dom| Box::leak(Box::new(dom)))?;
+        }
+    }
+    // Remember the UUID libvirt uses (the config may have none).
+    if let Ok(Some(g)) = hv.lookup(&id.name, until) {
+        if let Ok(uuid) = hv.on(g, "virDomainGetUUIDString", until, |d| d.uuid_string()) {
+            id.uuid = Some(uuid);
+        }
+    }
+    res.identity = Some(id.clone());
+    res.remember(|_| {});
+    wait_until_healthy(&res, &hv, &id, until, "start")?;
+    tracing::info!(domain = %id.name, ms = t.elapsed().as_millis() as u64, "domain started");
+    Ok(ExitCode::Success)
+}
+
+/// `<snapshot>/<name>.state`, the memory image stop saved.
+pub fn snapshot_path(ctx: &Context, name: &str) -> Option<PathBuf> {
+    ctx.params
+        .str("snapshot")
+        .map(|dir| Path::new(dir).join(format!("{name}.state")))
+}
+
+/// Restores a saved memory image if there is one; the image is removed once restored.
+fn restore_snapshot(
+    ctx: &Context,
+    hv: &Hypervisor,
+    id: &Identity,
+    until: Instant,
+) -> OcfResult<bool> {
+    let Some(path) = snapshot_path(ctx, &id.name) else {
+        return Ok(false);
+    };
+    if !path.is_file() {
+        return Ok(false);
+    }
+    let p = path.to_string_lossy().into_owned();
+    hv.call("virDomainRestore", until, move |c| c.restore_domain(&p))
+        .map_err(|e| {
+            OcfError::generic(format!(
+                "Failed to restore {} from {}: {e}",
+                id.name,
+                path.display()
+            ))
+        })?;
+    if let Err(e) = std::fs::remove_file(&path) {
+        tracing::warn!("restored, but cannot remove {}: {e}", path.display());
+    }
+    tracing::info!(domain = %id.name, "restored from {}", path.display());
+    Ok(true)
+}
+
+/// A persistent definition of the domain that is not running would make the transient
+/// create fail: undefine it. If that removed the config file (it lived in libvirt's own
+/// directory), write the file back.
+fn remove_stale_definition(
+    hv: &Hypervisor,
+    id: &Identity,
+    xml: &str,
+    config: &str,
+    until: Instant,
+) -> OcfResult<()> {
+    let Some(g) = hv.lookup(&id.name, until).map_err(libvirt_error)? else {
+        return Ok(());
+    };
+    if hv.state(g, until).map_err(libvirt_error)? == DomainState::Absent {
+        return Ok(());
+    }
+    tracing::info!(domain = %id.name, "undefining its inactive persistent definition before a transient start");
+    let flags = sys::VIR_DOMAIN_UNDEFINE_KEEP_NVRAM | sys::VIR_DOMAIN_UNDEFINE_MANAGED_SAVE;
+    hv.on(g, "virDomainUndefineFlags", until, move |d| {
+        d.undefine_flags(flags)
+    })
+    .map_err(|e| {
+        OcfError::generic(format!(
+            "cannot undefine the stale definition of {}: {e}",
+            id.name
+        ))
+    })?;
+    if !config.is_empty() && !Path::new(config).exists() {
+        tracing::warn!("undefine removed {config}; writing it back");
+        statefile::write_atomic(Path::new(config), xml.as_bytes(), 0o600).map_err(|e| {
+            OcfError::generic(format!("cannot restore {config} after undefine: {e}"))
+        })?;
+    }
+    Ok(())
+}
+
+/// start_resources: the storage pools and networks the config uses, started (active
+/// pools refreshed). Used on this host by start and on the target by migrate_to.
+pub fn start_resources(hv: &Hypervisor, res: &Resource, until: Instant) -> OcfResult<()> {
+    let Ok((_, xml)) = &res.config else {
+        return Ok(());
+    };
+    for pool in xml.pools.clone() {
+        let name = pool.clone();
+        hv.call("storage pool start", until, move |c| {
+            let p = c.lookup_storage_pool_by_name(&name)?;
+            let r = if p.is_active()? {
+                p.refresh(0)
+            } else {
+                p.create(0)
+            };
+            std::mem::forget(p);
+            r
+        })
+        .map_err(|e| OcfError::generic(format!("Failed to start storage pool {pool}: {e}")))?;
+    }
+    for net in xml.networks.clone() {
+        let name = net.clone();
+        hv.call("network start", until, move |c| {
+            let n = c.lookup_network_by_name(&name)?;
+            let r = if n.is_active()? { Ok(()) } else { n.create() };
+            std::mem::forget(n);
+            r
+        })
+        .map_err(|e| OcfError::generic(format!("Failed to start network {net}: {e}")))?;
+    }
+    Ok(())
+}
+
+/// The qcow2 overlay of backingfile mode: the config's path with `.qcow2` for its
+/// extension (`/srv/vm.d/a.xml` → `/srv/vm.d/a.qcow2`).
+pub fn overlay_path(config: &str) -> PathBuf {
+    Path::new(config).with_extension("qcow2")
+}
+
+/// The backing image's format, from its first bytes (qcow2 images start with "QFI\xfb").
+fn image_format(path: &Path) -> &'static str {
+    let mut magic = [0u8; 4];
+    match std::fs::File::open(path).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+    {
+        Ok(()) if magic == *b"QFI\xfb" => "qcow2",
+        _ => "raw",
+    }
+}
+
+fn start_over_backing_file(
+    ctx: &Context,
+    hv: &Hypervisor,
+    id: &Identity,
+    xml: &str,
+    until: Instant,
+) -> OcfResult<()> {
+    let backing = ctx.params.str("backingfile").unwrap_or_default();
+    let config = ctx.params.str("config").unwrap_or_default();
+    let overlay = overlay_path(config);
+    let empty = std::fs::metadata(&overlay)
+        .map(|m| m.len() == 0)
+        .unwrap_or(true);
+    let fresh = ctx.params.bool("stateless") || empty;
+    if fresh {
+        let _ = std::fs::remove_file(&overlay);
+        let args: Vec<String> = vec![
+            "create".into(),
+            "-q".into(),
+            "-f".into(),
+            "qcow2".into(),
+            "-F".into(),
+            image_format(Path::new(backing)).into(),
+            "-b".into(),
+            backing.into(),
+            overlay.to_string_lossy().into_owned(),
+        ];
+        run_tool("qemu-img", &args, until)?;
+    }
+    let text = xml.to_string();
+    let dom = hv
+        .call("virDomainDefineXML", until, move |c| {
+            c.define_domain_xml(&text)
+        })
+        .map_err(|e| {
+            OcfError::generic(format!("Failed to define virtual domain {}: {e}", id.name))
+        })?;
+    let guest = Guest {
+        dom: Box::leak(Box::new(dom)),
+    };
+    if fresh {
+        if let Some(dirs) = ctx.params.str("copyindirs") {
+            let mut args = vec!["-d".to_string(), id.name.clone()];
+            args.extend(dirs.split_whitespace().map(str::to_string));
+            args.push("/".into());
+            run_tool("virt-copy-in", &args, until)?;
+        }
+    }
+    hv.on(guest, "virDomainCreate", until, |d| d.create())
+        .map_err(|e| {
+            OcfError::generic(format!("Failed to start virtual domain {}: {e}", id.name))
+        })?;
+    Ok(())
+}
+
+/// Runs a helper program (no shell), killing it at `until`; fails with its output.
+pub fn run_tool(program: &str, args: &[String], until: Instant) -> OcfResult<()> {
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| OcfError::generic(format!("cannot run {program}: {e}")))?;
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if Instant::now() >= until => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(OcfError::generic(format!(
+                    "{program} did not finish within the operation timeout"
+                )));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) => return Err(OcfError::generic(format!("{program}: {e}"))),
+        }
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| OcfError::generic(format!("{program}: {e}")))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    Err(OcfError::generic(format!(
+        "{program} {} failed ({}): {}",
+        args.join(" "),
+        out.status,
+        text.trim()
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlay_sits_next_to_the_config() {
+        assert_eq!(
+            overlay_path("/srv/vm.d/a.xml"),
+            PathBuf::from("/srv/vm.d/a.qcow2")
+        );
+        assert_eq!(overlay_path("/etc/vm"), PathBuf::from("/etc/vm.qcow2"));
+    }
+
+    #[test]
+    fn image_formats_by_magic() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = dir.path().join("q");
+        std::fs::write(&q, b"QFI\xfb\0\0\0\x03rest").unwrap();
+        let r = dir.path().join("r");
+        std::fs::write(&r, b"\0\0\0\0").unwrap();
+        assert_eq!(image_format(&q), "qcow2");
+        assert_eq!(image_format(&r), "raw");
+        assert_eq!(image_format(&dir.path().join("missing")), "raw");
+    }
+}

@@ -1,0 +1,342 @@
+//! stop: the domain is not running here when this returns 0.
+//!
+//! Already stopped or unknown → 0. `force_stop` → destroy at once. `snapshot` → save the
+//! memory image (which stops it). Otherwise ask the guest to shut down (shutdown_mode
+//! applied), wait for libvirt's STOPPED lifecycle event, and leave an explicit budget
+//! at the end of the timeout for the escalation: destroy (graceful, then forced), and,
+//! if libvirt does not answer, the guest's process is ended directly.
+
+use std::time::{Duration, Instant};
+
+use ocf_common::{statefile, Context, Deadline, ExitCode, OcfError, OcfResult};
+use virt::sys;
+
+use super::libvirt::{DomainState, Guest, Hypervisor, LibvirtError};
+use super::start::snapshot_path;
+use super::{process, raw, Identity, Resource};
+
+/// The part of the stop timeout kept for destroying the domain after a graceful
+/// shutdown did not finish: a third of the timeout, between 2 and 20 seconds (libvirt's
+/// own destroy may take over 10 s for a busy guest).
+pub fn destroy_budget(timeout: Duration) -> Duration {
+    (timeout / 3).clamp(Duration::from_secs(2), Duration::from_secs(20))
+}
+
+/// The part kept for ending the guest's process ourselves when libvirt hangs.
+fn kill_budget(timeout: Duration) -> Duration {
+    (timeout / 6).clamp(Duration::from_secs(1), Duration::from_secs(5))
+}
+
+pub fn stop(ctx: &Context) -> OcfResult {
+    let t = Instant::now();
+    let res = Resource::load(ctx);
+    let Some(id) = res.identity.clone() else {
+        tracing::info!("no usable config and no cached identity: nothing of ours can be running");
+        return Ok(ExitCode::Success);
+    };
+    let deadline = ctx.deadline;
+    // Every libvirt call of the stop ends early enough to kill the process ourselves.
+    let libvirt_until = deadline.reserving(kill_budget(deadline.timeout()));
+    let result = match res.connect(libvirt_until.end()) {
+        Ok(hv) => stop_with_libvirt(&res, &hv, &id, libvirt_until),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => {
+            tracing::info!(domain = %id.name, ms = t.elapsed().as_millis() as u64, "domain stopped");
+            Ok(ExitCode::Success)
+        }
+        Err(e) if e.is_unreachable() => stop_without_libvirt(ctx, &id, e, deadline),
+        Err(e) => Err(OcfError::generic(format!(
+            "forced stop of {} failed: {e}",
+            id.name
+        ))),
+    }
+}
+
+fn stop_with_libvirt(
+    res: &Resource,
+    hv: &Hypervisor,
+    id: &Identity,
+    deadline: Deadline,
+) -> Result<(), LibvirtError> {
+    let ctx = res.ctx;
+    let until = deadline.end();
+    let (guest, state) = hv.state_of(&id.name, until)?;
+    let Some(guest) = guest else {
+        tracing::info!(domain = %id.name, "already stopped (unknown to libvirt)");
+        return Ok(());
+    };
+    // A crashed or suspended guest may still have its process: it cannot shut down.
+    if matches!(state, DomainState::Crashed | DomainState::PmSuspended)
+        || (state.is_active() && ctx.params.bool("force_stop"))
+    {
+        return destroy(hv, guest, id, deadline);
+    }
+    if !state.is_active() {
+        tracing::info!(domain = %id.name, "already stopped ({})", state.describe());
+        return Ok(());
+    }
+    let graceful = deadline.reserving(destroy_budget(deadline.timeout()));
+    if let Some(path) = snapshot_path(ctx, &id.name) {
+        let p = path.to_string_lossy().into_owned();
+        match hv.on(guest, "virDomainSave", graceful.end(), move |d| {
+            raw::save(d, &p)
+        }) {
+            Ok(()) => {
+                tracing::info!(domain = %id.name, "saved to {}", path.display());
+                return Ok(());
+            }
+            Err(e) if e.is_unreachable() => return Err(e),
+            Err(e) => {
+                tracing::warn!(domain = %id.name, "snapshot to {} failed ({e}); shutting down instead", path.display())
+            }
+        }
+    }
+    if ctx.params.bool("save_config_on_stop") || ctx.params.bool("sync_config_on_stop") {
+        save_config(res, hv, guest, graceful.end());
+    }
+    match shutdown_and_wait(ctx, hv, guest, id, graceful) {
+        Ok(true) => return Ok(()),
+        Ok(false) => {
+            tracing::warn!(domain = %id.name, "did not shut down within {:.1}s; destroying it", graceful.elapsed().as_secs_f64())
+        }
+        Err(e) if e.is_unreachable() => return Err(e),
+        Err(e) => {
+            tracing::warn!(domain = %id.name, "graceful shutdown failed ({e}); destroying it")
+        }
+    }
+    destroy(hv, guest, id, deadline)
+}
+
+/// The shutdown flags for `shutdown_mode` (validated before any action runs).
+pub fn shutdown_flags(mode: Option<&str>) -> Result<u32, String> {
+    let mut flags = 0;
+    for word in mode
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|w| !w.is_empty())
+    {
+        flags |= match word {
+            "acpi" => sys::VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN,
+            "agent" => sys::VIR_DOMAIN_SHUTDOWN_GUEST_AGENT,
+            "initctl" => sys::VIR_DOMAIN_SHUTDOWN_INITCTL,
+            "signal" => sys::VIR_DOMAIN_SHUTDOWN_SIGNAL,
+            "paravirt" => sys::VIR_DOMAIN_SHUTDOWN_PARAVIRT,
+            other => {
+                return Err(format!(
+                    "'{other}' is not a shutdown mode (acpi, agent, initctl, signal, paravirt)"
+                ))
+            }
+        };
+    }
+    Ok(flags)
+}
+
+/// Asks the guest to shut down and waits for it to be off, until `graceful` ends.
+/// Completion comes from libvirt's lifecycle events (with a slow state poll as a
+/// safety net). `Ok(false)`: still running at the end.
+fn shutdown_and_wait(
+    ctx: &Context,
+    hv: &Hypervisor,
+    guest: Guest,
+    id: &Identity,
+    graceful: Deadline,
+) -> Result<bool, LibvirtError> {
+    let until = graceful.end();
+    let events = match hv.watch_lifecycle(guest, until) {
+        Ok(ev) => Some(ev),
+        Err(e) if e.is_unreachable() => return Err(e),
+        Err(e) => {
+            tracing::warn!("no lifecycle events ({e}); polling the state instead");
+            None
+        }
+    };
+    // Checked after registering, so a stop that happens now is not missed.
+    if !hv.state(guest, until)?.is_active() {
+        return Ok(true);
+    }
+    let flags = shutdown_flags(ctx.params.str("shutdown_mode")).unwrap_or(0);
+    tracing::info!(domain = %id.name, mode = ctx.params.str("shutdown_mode").unwrap_or("default"), "requesting shutdown");
+    hv.on(guest, "virDomainShutdownFlags", until, move |d| {
+        d.shutdown_flags(flags)
+    })?;
+    loop {
+        let poll = Duration::from_millis(if events.is_some() { 1000 } else { 100 });
+        let wait = poll.min(graceful.remaining());
+        if wait.is_zero() {
+            return Ok(false);
+        }
+        if let Some(ev) = &events {
+            match ev.events.recv_timeout(wait) {
+                Ok(e) if e == sys::VIR_DOMAIN_EVENT_STOPPED as i32 => return Ok(true),
+                Ok(_) => continue,
+                Err(_) => {}
+            }
+        } else {
+            std::thread::sleep(wait);
+        }
+        if !hv.state(guest, until)?.is_active() {
+            return Ok(true);
+        }
+    }
+}
+
+/// Destroys the domain: a graceful destroy (SIGTERM) first, a forced one after.
+fn destroy(
+    hv: &Hypervisor,
+    guest: Guest,
+    id: &Identity,
+    deadline: Deadline,
+) -> Result<(), LibvirtError> {
+    let until = deadline.end();
+    let graceful_until = deadline.reserving(deadline.remaining() / 2).end();
+    let flag = sys::VIR_DOMAIN_DESTROY_GRACEFUL;
+    let first = hv.on(
+        guest,
+        "virDomainDestroyFlags(GRACEFUL)",
+        graceful_until,
+        move |d| d.destroy_flags(flag),
+    );
+    match first {
+        Ok(()) => {}
+        Err(e) if e.is_no_domain() => return Ok(()),
+        Err(e) => {
+            tracing::info!(domain = %id.name, "graceful destroy did not do it ({e}); forcing");
+            match hv.on(guest, "virDomainDestroy", until, |d| d.destroy()) {
+                Ok(()) => {}
+                Err(e) if e.is_no_domain() => return Ok(()),
+                Err(e) if e.is_unreachable() => return Err(e),
+                // "domain is not running": it stopped meanwhile.
+                Err(e) => {
+                    if hv.state(guest, until)?.is_active() {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+    }
+    match hv.state(guest, until)? {
+        s if s.is_active() => Err(LibvirtError::Failed {
+            op: "virDomainDestroy",
+            code: "still running".into(),
+            message: format!("domain {} is still {}", id.name, s.describe()),
+            no_domain: false,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// libvirt is down or hung: end the guest's process ourselves, before the deadline.
+fn stop_without_libvirt(
+    ctx: &Context,
+    id: &Identity,
+    e: LibvirtError,
+    deadline: Deadline,
+) -> OcfResult {
+    match process::find(&id.name, id.emulator.as_deref()) {
+        None => {
+            tracing::warn!(domain = %id.name, "{e}; no hypervisor process of the domain runs: it is stopped");
+            Ok(ExitCode::Success)
+        }
+        Some(pid) => match process::terminate(pid, deadline.end()) {
+            Ok(()) => {
+                ctx.note_reason(format!(
+                    "{e}; ended the hypervisor process {pid} of domain {} directly",
+                    id.name
+                ));
+                Ok(ExitCode::Success)
+            }
+            Err(why) => Err(OcfError::generic(format!(
+                "{e}; could not end process {pid} of domain {}: {why}",
+                id.name
+            ))),
+        },
+    }
+}
+
+/// save_config_on_stop: the domain's inactive definition written back to the config
+/// file when it changed, atomically; with sync_config_on_stop, then `csync2 -x` it.
+pub fn save_config(res: &Resource, hv: &Hypervisor, guest: Guest, until: Instant) {
+    let ctx = res.ctx;
+    let Some(path) = ctx.params.str("config") else {
+        return;
+    };
+    let flags = sys::VIR_DOMAIN_XML_INACTIVE | sys::VIR_DOMAIN_XML_SECURE;
+    let xml = match hv.on(guest, "virDomainGetXMLDesc", until, move |d| {
+        d.xml_desc(flags)
+    }) {
+        Ok(x) if !x.trim().is_empty() => x,
+        Ok(_) => return,
+        Err(e) => {
+            tracing::warn!("cannot read the domain definition to save it: {e}");
+            return;
+        }
+    };
+    let current = std::fs::read_to_string(path).unwrap_or_default();
+    if current == xml {
+        return;
+    }
+    if super::domain_xml::parse(&xml).is_err() {
+        tracing::warn!("libvirt returned a definition that does not parse; {path} left alone");
+        return;
+    }
+    let mode = std::fs::metadata(path)
+        .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777)
+        .unwrap_or(0o600);
+    match statefile::write_atomic(std::path::Path::new(path), xml.as_bytes(), mode) {
+        Ok(()) => tracing::info!("saved the domain definition to {path}"),
+        Err(e) => {
+            tracing::warn!("cannot save the domain definition to {path}: {e}");
+            return;
+        }
+    }
+    if ctx.params.bool("sync_config_on_stop") {
+        if let Err(e) =
+            super::start::run_tool("csync2", &["-x".to_string(), path.to_string()], until)
+        {
+            tracing::warn!("{}", e.reason());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budgets() {
+        assert_eq!(
+            destroy_budget(Duration::from_secs(90)),
+            Duration::from_secs(20)
+        );
+        assert_eq!(
+            destroy_budget(Duration::from_secs(30)),
+            Duration::from_secs(10)
+        );
+        assert_eq!(
+            destroy_budget(Duration::from_secs(3)),
+            Duration::from_secs(2)
+        );
+        assert_eq!(kill_budget(Duration::from_secs(90)), Duration::from_secs(5));
+        assert_eq!(kill_budget(Duration::from_secs(3)), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn shutdown_modes() {
+        assert_eq!(shutdown_flags(None), Ok(0));
+        assert_eq!(shutdown_flags(Some("")), Ok(0));
+        assert_eq!(
+            shutdown_flags(Some("acpi")),
+            Ok(sys::VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN)
+        );
+        assert_eq!(
+            shutdown_flags(Some("agent, acpi")),
+            Ok(sys::VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN | sys::VIR_DOMAIN_SHUTDOWN_GUEST_AGENT)
+        );
+        assert!(shutdown_flags(Some("acpi,reboot"))
+            .unwrap_err()
+            .contains("'reboot'"));
+    }
+}

@@ -1,0 +1,165 @@
+//! Utilization: the domain's vCPUs (`cpu`) and maximum memory in MiB (`host_memory`,
+//! `hv_memory`) published as the resource's utilization, as the shell agent does, but
+//! through crm_resource only when a value differs from the one last published (kept in
+//! the state file), so a routine monitor forks nothing.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::libvirt::{Guest, Hypervisor};
+use super::Resource;
+
+const ATTRIBUTES: &[&str] = &["cpu", "host_memory", "hv_memory"];
+
+/// What should happen to one utilization attribute.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Wanted {
+    Set(String),
+    Delete,
+    Leave,
+}
+
+/// The cache key of an attribute, and the value recorded for a deletion.
+fn cache_key(attr: &str) -> String {
+    format!("utilization_{attr}")
+}
+const DELETED: &str = "<deleted>";
+
+/// autoset wins over unset, as in the shell agent (unset is only read when autoset is off).
+pub fn wanted(autoset: bool, unset: bool, value: impl FnOnce() -> Option<String>) -> Wanted {
+    if autoset {
+        value().map(Wanted::Set).unwrap_or(Wanted::Leave)
+    } else if unset {
+        Wanted::Delete
+    } else {
+        Wanted::Leave
+    }
+}
+
+/// Publishes what changed; returns the cache updates for what was published.
+pub fn update(
+    res: &Resource,
+    hv: &Hypervisor,
+    guest: Guest,
+    until: Instant,
+) -> Vec<(String, Option<String>)> {
+    let ctx = res.ctx;
+    // Only Pacemaker's executor sets crm_feature_set: outside a cluster there is no CIB.
+    let (Some(instance), Some(_)) = (ctx.env.instance(), ctx.env.param("crm_feature_set")) else {
+        return Vec::new();
+    };
+    let p = &ctx.params;
+    let any_autoset = ATTRIBUTES
+        .iter()
+        .any(|a| p.bool(&format!("autoset_utilization_{a}")));
+    let info = if any_autoset {
+        match hv.on(guest, "virDomainGetInfo", until, |d| d.info()) {
+            Ok(i) => Some(i),
+            Err(e) => {
+                tracing::warn!("cannot read the domain's size for utilization: {e}");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let mut updates = Vec::new();
+    for attr in ATTRIBUTES {
+        let w = wanted(
+            p.bool(&format!("autoset_utilization_{attr}")),
+            p.bool(&format!("unset_utilization_{attr}")),
+            || {
+                info.as_ref().map(|i| match *attr {
+                    "cpu" => i.nr_virt_cpu.to_string(),
+                    _ => (i.max_mem / 1024).to_string(),
+                })
+            },
+        );
+        let key = cache_key(attr);
+        let cached = res.cached.get(&key);
+        let (args, record): (Vec<String>, String) = match &w {
+            Wanted::Leave => continue,
+            Wanted::Set(v) if cached == Some(v.as_str()) => continue,
+            Wanted::Delete if cached == Some(DELETED) => continue,
+            Wanted::Set(v) => (
+                vec![
+                    "-r".into(),
+                    instance.into(),
+                    "-z".into(),
+                    "-p".into(),
+                    attr.to_string(),
+                    "-v".into(),
+                    v.clone(),
+                ],
+                v.clone(),
+            ),
+            Wanted::Delete => (
+                vec![
+                    "-r".into(),
+                    instance.into(),
+                    "-z".into(),
+                    "-d".into(),
+                    attr.to_string(),
+                ],
+                DELETED.to_string(),
+            ),
+        };
+        match crm_resource(&args, until) {
+            Ok(()) => {
+                tracing::info!(attr, value = %record, "utilization updated");
+                updates.push((key, Some(record)));
+            }
+            Err(why) => tracing::warn!(attr, "cannot update utilization: {why}"),
+        }
+    }
+    updates
+}
+
+/// Runs crm_resource with `args`, killing it at `until`.
+fn crm_resource(args: &[String], until: Instant) -> Result<(), String> {
+    let mut child = Command::new("crm_resource")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run crm_resource: {e}"))?;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) if status.success() => return Ok(()),
+            Ok(Some(status)) => {
+                let mut err = String::new();
+                if let Some(mut s) = child.stderr.take() {
+                    let _ = std::io::Read::read_to_string(&mut s, &mut err);
+                }
+                return Err(format!(
+                    "crm_resource {} exited with {status}: {}",
+                    args.join(" "),
+                    err.trim()
+                ));
+            }
+            Ok(None) if Instant::now() >= until => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err("crm_resource did not finish within the operation timeout".into());
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn autoset_wins_over_unset() {
+        let v = || Some("2".to_string());
+        assert_eq!(wanted(true, false, v), Wanted::Set("2".into()));
+        assert_eq!(wanted(true, true, v), Wanted::Set("2".into()));
+        assert_eq!(wanted(false, true, v), Wanted::Delete);
+        assert_eq!(wanted(false, false, v), Wanted::Leave);
+        assert_eq!(wanted(true, false, || None), Wanted::Leave);
+    }
+}

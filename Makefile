@@ -13,7 +13,7 @@ AGENTS   := Dummy VirtualDomain
 
 AGENT_DIR := $(DESTDIR)$(OCF_ROOT)/resource.d/$(PROVIDER)
 
-.PHONY: all build install uninstall test test-unit test-conformance test-cluster lint fmt metadata demo clean
+.PHONY: all build install uninstall test test-unit test-conformance test-libvirt test-cluster lint fmt metadata demo clean
 
 all: build
 
@@ -46,13 +46,17 @@ test-unit:
 test-conformance: install
 	tests/run.sh conformance
 
+# VirtualDomain against a real libvirtd with a tiny guest (TCG unless KVM works).
+test-libvirt: install
+	tests/run.sh libvirt
+
 # The agents under a real one-node corosync + pacemaker cluster.
 test-cluster: install
 	tests/run.sh cluster
 
 # Everything, in the order CI runs it.
 test: lint test-unit install
-	tests/run.sh conformance cluster
+	tests/run.sh conformance libvirt cluster
 
 demo: install
 	scripts/demo.sh

@@ -38,6 +38,8 @@ done
 
 RESULTS=$(mktemp /tmp/ocf-rs-results.XXXXXX)
 CLUSTER_OURS=0
+LIBVIRT=$REPO/scripts/libvirt.sh
+LIBVIRT_OURS=0
 note() { printf '# %s\n' "$*"; }
 elapsed() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }'; }
 count() { grep -c "^$1"$'\t' "$RESULTS"; } # pass|fail|skip
@@ -67,6 +69,28 @@ cluster_stop() {
   note "cluster stopped in $(elapsed "$t0") s"
 }
 
+# The libvirt and cluster layers need libvirtd and the tiny guest (built once per run;
+# build-guest.sh keeps it while its inputs are unchanged).
+libvirt_start() {
+  if ! "$REPO/scripts/build-guest.sh" 2>&1 | sed 's/^/# /'; then
+    return 1
+  fi
+  if "$LIBVIRT" status >/dev/null 2>&1; then
+    return 0
+  fi
+  local t0=$EPOCHREALTIME
+  LIBVIRT_OURS=1
+  "$LIBVIRT" start 2>&1 | sed 's/^/# /' || return 1
+  "$LIBVIRT" status >/dev/null 2>&1 || return 1
+  note "libvirtd started in $(elapsed "$t0") s"
+}
+
+libvirt_stop() {
+  ((LIBVIRT_OURS)) || return 0
+  LIBVIRT_OURS=0
+  "$LIBVIRT" stop 2>&1 | sed 's/^/# /'
+}
+
 dump_pacemaker_log() {
   [[ -r $PCMK_LOG ]] || return 0
   note "---- last 80 lines of $PCMK_LOG ----"
@@ -76,6 +100,7 @@ dump_pacemaker_log() {
 
 finish() {
   cluster_stop
+  libvirt_stop
   rm -f -- "$RESULTS"
 }
 trap finish EXIT
@@ -109,6 +134,12 @@ for layer in "$@"; do
     continue
   }
   fails_before=$(count fail)
+  if [[ $layer == cluster || $layer == libvirt ]]; then
+    if ! libvirt_start; then
+      record_fail "$layer" "start libvirtd for layer $layer" "scripts/libvirt.sh start failed"
+      continue
+    fi
+  fi
   if [[ $layer == cluster ]]; then
     if ! cluster_start; then
       record_fail "$layer" "start the cluster for layer $layer" "scripts/cluster.sh start failed"

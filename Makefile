@@ -13,7 +13,7 @@ AGENTS   := Dummy VirtualDomain
 
 AGENT_DIR := $(DESTDIR)$(OCF_ROOT)/resource.d/$(PROVIDER)
 
-.PHONY: all build install uninstall test test-unit test-conformance test-libvirt test-cluster lint fmt metadata demo clean
+.PHONY: all build install uninstall test test-unit test-conformance test-libvirt test-cluster lint fmt metadata demo bench clean
 
 all: build
 
@@ -60,6 +60,12 @@ test: lint test-unit install
 
 demo: install
 	scripts/demo.sh
+
+# ocf:rust against the shell agents on the same libvirtd and guests (bench/RESULTS.md).
+bench: install
+	scripts/build-guest.sh
+	scripts/libvirt.sh start
+	python3 bench/bench.py
 
 clean:
 	$(CARGO) clean

@@ -11,7 +11,7 @@ packages=(
   # libvirt + qemu (TCG or KVM)
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86
   # guest image, namespaces, checks, benchmarks
-  busybox-static cpio tini iproute2 libxml2-utils ncat hyperfine time strace
+  busybox-static cpio tini iproute2 libxml2-utils ncat hyperfine time strace gnuplot-nox
 )
 
 missing=()

@@ -10,6 +10,8 @@ packages=(
   pacemaker pacemaker-cli-utils corosync pcs crmsh resource-agents
   # libvirt + qemu (TCG or KVM)
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86
+  # libvirt's virtual networks (start_resources) need its firewall backend
+  iptables
   # guest image, namespaces, checks, benchmarks
   busybox-static cpio tini iproute2 libxml2-utils ncat hyperfine time strace gnuplot-nox
 )

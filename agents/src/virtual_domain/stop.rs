@@ -96,7 +96,7 @@ fn stop_with_libvirt(
     if ctx.params.bool("save_config_on_stop") || ctx.params.bool("sync_config_on_stop") {
         save_config(res, hv, guest, graceful.end());
     }
-    match shutdown_and_wait(ctx, hv, guest, id, graceful) {
+    match shutdown_and_wait(ctx, hv, guest, id, graceful, until) {
         Ok(true) => return Ok(()),
         Ok(false) => {
             tracing::warn!(domain = %id.name, "did not shut down within {:.1}s; destroying it", graceful.elapsed().as_secs_f64())
@@ -136,15 +136,18 @@ pub fn shutdown_flags(mode: Option<&str>) -> Result<u32, String> {
 
 /// Asks the guest to shut down and waits for it to be off, until `graceful` ends.
 /// Completion comes from libvirt's lifecycle events (with a slow state poll as a
-/// safety net). `Ok(false)`: still running at the end.
+/// safety net). `Ok(false)`: still running at the end. Each libvirt call is bounded by
+/// `calls_until` (the whole libvirt budget), not by `graceful`: a state check made just
+/// as the graceful wait ends must not be mistaken for a hung libvirtd.
 fn shutdown_and_wait(
     ctx: &Context,
     hv: &Hypervisor,
     guest: Guest,
     id: &Identity,
     graceful: Deadline,
+    calls_until: Instant,
 ) -> Result<bool, LibvirtError> {
-    let until = graceful.end();
+    let until = calls_until;
     let events = match hv.watch_lifecycle(guest, until) {
         Ok(ev) => Some(ev),
         Err(e) if e.is_unreachable() => return Err(e),
@@ -159,7 +162,7 @@ fn shutdown_and_wait(
     }
     let flags = shutdown_flags(ctx.params.str("shutdown_mode")).unwrap_or(0);
     tracing::info!(domain = %id.name, mode = ctx.params.str("shutdown_mode").unwrap_or("default"), "requesting shutdown");
-    hv.on(guest, "virDomainShutdownFlags", until, move |d| {
+    hv.on(guest, "virDomainShutdownFlags", graceful.end(), move |d| {
         d.shutdown_flags(flags)
     })?;
     loop {

@@ -1,0 +1,362 @@
+#!/usr/bin/env bash
+# Two extra libvirt "hosts", ocfa and ocfb, on this machine, for live-migration tests.
+#
+#   scripts/libvirt-hosts.sh up [HOST...]      start both (or the named) hosts; idempotent: parts
+#                                             already running are kept, missing ones started.
+#                                             Prints one line per host: NAME ROOT-NS-URI PEER-URI
+#   scripts/libvirt-hosts.sh down             stop everything of both hosts (by pid), remove the
+#                                             namespaces and state; idempotent, bounded waits
+#   scripts/libvirt-hosts.sh status           exit 0 if both answer, 3 if nothing runs, 1 if partly
+#   scripts/libvirt-hosts.sh uri HOST         the root-namespace URI of HOST's libvirtd
+#   scripts/libvirt-hosts.sh exec HOST CMD... run CMD inside HOST's network, mount and UTS
+#                                             namespaces (keeps the caller's environment)
+#   scripts/libvirt-hosts.sh pids HOST        pids of every process inside HOST's namespaces
+#   scripts/libvirt-hosts.sh stop-libvirtd HOST   stop only HOST's libvirtd (`up` restarts it)
+#
+# Each host has:
+#   - a network namespace ocf-rs-HOST; a veth pair joins the two (ocfa 10.213.99.1/24, ocfb
+#     10.213.99.2/24: addresses exist only inside these namespaces), loopback up;
+#   - its own mount and UTS namespace (hostname = HOST), held open by a keeper process
+#     (`sleep infinity` started by `ip netns exec NS unshare --mount --uts --propagation private`);
+#     everything else is entered into it with nsenter;
+#   - private directories from $OCF_RS_HOSTS_DIR/HOST (default /run/ocf-rs-hosts/HOST) bound over
+#     /etc/libvirt, /var/lib/libvirt, /var/log/libvirt, /var/cache/libvirt, /etc/hosts,
+#     /etc/resolv.conf (no nameserver) and /run
+#     (bound last; so the agent's qemu:///system and its default HA_RSCTMP are private too). The
+#     private /etc/hosts names localhost, ocfa, ocfb and the aliases ocfa-mig, ocfb-mig (same
+#     addresses: for migration_network_suffix=-mig);
+#   - its own virtlogd and a libvirtd --listen under `tini -s` (a child subreaper): distinct
+#     host_uuid, listen_tcp=1, auth_tcp=none, listen_tls=0, listen_addr = its address; qemu.conf
+#     runs qemu as root without security driver, cgroup_controllers = [ ], migration_address and
+#     migration_host = its address. libvirtd.log records the QMP traffic and the migration
+#     steps (log_filters 1:qemu.qemu_monitor 1:qemu.qemu_migration), so tests can see which
+#     migrate URI, port, speed and downtime reached libvirt and qemu.
+#
+# URIs: from the root namespace qemu+unix:///system?socket=$OCF_RS_HOSTS_DIR/HOST/run/libvirt/libvirt-sock;
+# inside either namespace qemu+tcp://ocfa/system and qemu+tcp://ocfb/system, and qemu:///system
+# for the host's own libvirtd.
+#
+# Environment: OCF_RS_HOSTS_DIR (state root, default /run/ocf-rs-hosts), OCF_RS_HOSTS_TIMEOUT
+# (seconds for each bounded wait, default 20). Needs root, iproute2, util-linux, tini, libvirtd.
+set -euo pipefail
+
+BASE=${OCF_RS_HOSTS_DIR:-/run/ocf-rs-hosts}
+TIMEOUT=${OCF_RS_HOSTS_TIMEOUT:-20}
+HOSTS=(ocfa ocfb)
+declare -A ADDR=([ocfa]=10.213.99.1 [ocfb]=10.213.99.2)
+declare -A UUID=([ocfa]=0cfa0000-0000-4000-8000-00000000000a [ocfb]=0cfb0000-0000-4000-8000-00000000000b)
+declare -A VETH=([ocfa]=vocfa0 [ocfb]=vocfb0)
+
+log() { printf 'libvirt-hosts.sh: %s\n' "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+now_ms() { local s; s=$(date +%s%N); echo $((s / 1000000)); }
+
+known_host() { [[ -n ${ADDR[$1]:-} ]] || die "unknown host '$1' (ocfa or ocfb)"; }
+netns() { echo "ocf-rs-$1"; }
+dir() { echo "$BASE/$1"; }
+sock() { echo "$BASE/$1/run/libvirt/libvirt-sock"; }
+uri() { echo "qemu+unix:///system?socket=$(sock "$1")"; }
+
+alive() { # PID: exists and is not a zombie
+  local st
+  [[ -n ${1:-} ]] && kill -0 "$1" 2>/dev/null || return 1
+  st=$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "/proc/$1/status" 2>/dev/null) || return 1
+  [[ -n $st && $st != Z && $st != X ]]
+}
+
+read_pid() { # FILE [COMM]: pid in FILE if alive (and its comm is COMM)
+  local pid
+  [[ -s $1 ]] || return 1
+  pid=$(tr -dc '0-9' <"$1")
+  alive "$pid" || return 1
+  if [[ -n ${2:-} ]]; then [[ $(cat "/proc/$pid/comm" 2>/dev/null) == "$2" ]] || return 1; fi
+  echo "$pid"
+}
+
+keeper_pid() { read_pid "$(dir "$1")/keeper.pid" sleep; }
+
+in_host() { # HOST CMD...: run CMD in HOST's namespaces
+  local h=$1 k
+  shift
+  k=$(keeper_pid "$h") || die "host $h is not up"
+  nsenter -t "$k" -n -m -u -- "$@"
+}
+
+virsh_ok() { timeout 5 virsh -q -c "$(uri "$1")" version >/dev/null 2>&1; }
+
+wait_for() { # WHAT CMD...: bounded poll
+  local what=$1 deadline
+  shift
+  deadline=$(($(now_ms) + TIMEOUT * 1000))
+  until "$@"; do
+    (($(now_ms) < deadline)) || { log "timed out after ${TIMEOUT}s waiting for $what"; return 1; }
+    sleep 0.05
+  done
+}
+
+ensure_accounts() { # the qemu driver looks these up even when it runs qemu as root
+  getent group kvm >/dev/null || groupadd --system kvm
+  getent group libvirt-qemu >/dev/null || groupadd --system libvirt-qemu
+  getent passwd libvirt-qemu >/dev/null || useradd --system --gid libvirt-qemu --groups kvm \
+    --no-create-home --home-dir /var/lib/libvirt --shell /usr/sbin/nologin libvirt-qemu
+}
+
+write_files() { # HOST
+  local h=$1 d a
+  d=$(dir "$h")
+  a=${ADDR[$h]}
+  mkdir -p "$d"/{etc-libvirt,lib,log,cache,run} "$d/lib/qemu" "$d/log/qemu"
+  cat >"$d/etc-libvirt/libvirtd.conf" <<EOF
+# written by ocf-rs scripts/libvirt-hosts.sh for host $h
+listen_tls = 0
+listen_tcp = 1
+auth_tcp = "none"
+listen_addr = "$a"
+host_uuid = "${UUID[$h]}"
+log_level = 3
+log_filters = "1:qemu.qemu_monitor 1:qemu.qemu_migration"
+log_outputs = "1:file:/var/log/libvirt/libvirtd.log"
+EOF
+  cat >"$d/etc-libvirt/qemu.conf" <<EOF
+# written by ocf-rs scripts/libvirt-hosts.sh for host $h
+user = "root"
+group = "root"
+security_driver = "none"
+dynamic_ownership = 0
+remember_owner = 0
+cgroup_controllers = [ ]
+migration_address = "$a"
+migration_host = "$a"
+EOF
+  cat >"$d/etc-libvirt/virtlogd.conf" <<EOF
+# written by ocf-rs scripts/libvirt-hosts.sh for host $h
+log_outputs = "3:file:/var/log/libvirt/virtlogd.log"
+EOF
+  # no nameserver: names outside /etc/hosts fail at once (glibc then asks 127.0.0.1 of the
+  # namespace, where nothing listens); nothing leaves the namespaces anyway (no route out)
+  printf '# written by ocf-rs scripts/libvirt-hosts.sh: no DNS inside the test hosts\n' >"$d/resolv.conf"
+  cat >"$d/hosts" <<EOF
+127.0.0.1 localhost
+${ADDR[ocfa]} ocfa ocfa-mig
+${ADDR[ocfb]} ocfb ocfb-mig
+EOF
+}
+
+ensure_netns() {
+  local h
+  for h in "${HOSTS[@]}"; do
+    [[ -e /run/netns/$(netns "$h") ]] || ip netns add "$(netns "$h")"
+    ip -n "$(netns "$h")" link set lo up
+  done
+  if ! ip -n "$(netns ocfa)" link show "${VETH[ocfa]}" >/dev/null 2>&1; then
+    # a half-made pair (one end left) goes with the namespace it is in
+    ip -n "$(netns ocfb)" link del "${VETH[ocfb]}" >/dev/null 2>&1 || true
+    ip link add "${VETH[ocfa]}" netns "$(netns ocfa)" type veth peer name "${VETH[ocfb]}" netns "$(netns ocfb)"
+  fi
+  for h in "${HOSTS[@]}"; do
+    ip -n "$(netns "$h")" addr replace "${ADDR[$h]}/24" dev "${VETH[$h]}"
+    ip -n "$(netns "$h")" link set "${VETH[$h]}" up
+  done
+}
+
+start_keeper() { # HOST: the process that holds the mount + UTS namespace, with the mounts made
+  local h=$1 d k
+  d=$(dir "$h")
+  keeper_pid "$h" >/dev/null && return 0
+  rm -f "$d/keeper.pid"
+  setsid ip netns exec "$(netns "$h")" unshare --mount --uts --propagation private -- sleep infinity \
+    </dev/null >/dev/null 2>&1 &
+  k=$!
+  # ip netns exec and unshare exec in place: $! becomes `sleep` once the namespaces exist
+  wait_for "the keeper of $h" eval "[[ \$(cat /proc/$k/comm 2>/dev/null) == sleep ]]" \
+    || { kill -KILL "$k" 2>/dev/null || true; die "keeper of $h did not start"; }
+  echo "$k" >"$d/keeper.pid"
+  nsenter -t "$k" -n -m -u -- sh -ec "
+    hostname $h
+    mount --bind '$d/etc-libvirt' /etc/libvirt
+    mkdir -p /var/lib/libvirt /var/log/libvirt /var/cache/libvirt
+    mount --bind '$d/lib' /var/lib/libvirt
+    mount --bind '$d/log' /var/log/libvirt
+    mount --bind '$d/cache' /var/cache/libvirt
+    mount --bind '$d/hosts' /etc/hosts
+    mount --bind '$d/resolv.conf' /etc/resolv.conf
+    mount --bind '$d/run' /run
+    mkdir -p /run/libvirt /run/lock
+  " || die "cannot set up the mounts of $h"
+}
+
+start_daemons() { # HOST
+  local h=$1 d tini k pid pp
+  d=$(dir "$h")
+  if ! read_pid "$d/run/virtlogd.pid" virtlogd >/dev/null; then
+    rm -f "$d/run/virtlogd.pid"
+    in_host "$h" virtlogd -d -f /etc/libvirt/virtlogd.conf -p /run/virtlogd.pid \
+      </dev/null >>"$d/log/virtlogd.stdout" 2>&1 || die "virtlogd of $h failed to start"
+    wait_for "virtlogd of $h" eval "read_pid '$d/run/virtlogd.pid' virtlogd >/dev/null && [[ -S '$d/run/libvirt/virtlogd-sock' ]]" \
+      || die "virtlogd of $h did not come up"
+  fi
+  if ! tini=$(read_pid "$d/tini.pid" tini); then
+    rm -f "$d/tini.pid" "$d/run/libvirtd.pid"
+    command -v tini >/dev/null 2>&1 || die "tini not found (apt-get install -y tini)"
+    k=$(keeper_pid "$h") || die "host $h is not up"
+    # setsid and nsenter exec in place: $! is tini (checked below through libvirtd's parent)
+    setsid nsenter -t "$k" -n -m -u -- tini -s -- libvirtd --listen -f /etc/libvirt/libvirtd.conf \
+      -p /run/libvirtd.pid </dev/null >>"$d/log/libvirtd.stdout" 2>&1 &
+    tini=$!
+    echo "$tini" >"$d/tini.pid"
+  fi
+  wait_for "libvirtd of $h" eval "virtsh_alive $h $tini" || {
+    tail -n 20 "$d/log/libvirtd.stdout" "$d/log/libvirtd.log" >&2 2>/dev/null || true
+    die "libvirtd of $h did not answer"
+  }
+  alive "$tini" || die "libvirtd of $h exited during start-up"
+  if pid=$(read_pid "$d/run/libvirtd.pid" libvirtd); then
+    pp=$(awk '/^PPid:/ { print $2 }' "/proc/$pid/status")
+    [[ $pp == "$tini" ]] || { [[ $(cat "/proc/$pp/comm" 2>/dev/null) == tini ]] && echo "$pp" >"$d/tini.pid"; }
+  fi
+}
+
+virtsh_alive() { # HOST TINI: libvirtd answers (or tini died: stop waiting)
+  alive "$2" || return 0
+  virsh_ok "$1"
+}
+
+do_up() {
+  [[ $(id -u) -eq 0 ]] || die "must run as root"
+  local hosts=("$@") h t0
+  ((${#hosts[@]})) || hosts=("${HOSTS[@]}")
+  for h in "${hosts[@]}"; do known_host "$h"; done
+  t0=$(now_ms)
+  ensure_accounts
+  ensure_netns
+  for h in "${hosts[@]}"; do
+    write_files "$h"
+    start_keeper "$h"
+  done
+  for h in "${hosts[@]}"; do start_daemons "$h"; done
+  log "up in $(($(now_ms) - t0)) ms"
+  for h in "${hosts[@]}"; do
+    printf '%s %s qemu+tcp://%s/system\n' "$h" "$(uri "$h")" "$h"
+  done
+}
+
+stop_pid() { # PID NAME: SIGTERM, bounded wait, SIGKILL
+  local pid=$1 name=$2 deadline
+  alive "$pid" || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  deadline=$(($(now_ms) + TIMEOUT * 1000))
+  while alive "$pid"; do
+    if (($(now_ms) >= deadline)); then
+      log "$name (pid $pid) ignored SIGTERM for ${TIMEOUT}s: SIGKILL"
+      kill -KILL "$pid" 2>/dev/null || true
+      break
+    fi
+    sleep 0.05
+  done
+}
+
+ns_pids() { # HOST: every process in HOST's network namespace or keeper's mount namespace
+  local h=$1 net="" mnt="" k p ino
+  if [[ -e /run/netns/$(netns "$h") ]]; then
+    ino=$(stat -L -c %i "/run/netns/$(netns "$h")" 2>/dev/null) && net="net:[$ino]"
+  fi
+  if k=$(keeper_pid "$h"); then mnt=$(readlink "/proc/$k/ns/mnt" 2>/dev/null || true); fi
+  [[ -n $net || -n $mnt ]] || return 0
+  for p in /proc/[0-9]*; do
+    p=${p#/proc/}
+    [[ $p == "$$" || $p == "$BASHPID" ]] && continue
+    if [[ -n $net && $(readlink "/proc/$p/ns/net" 2>/dev/null) == "$net" ]] \
+      || [[ -n $mnt && $(readlink "/proc/$p/ns/mnt" 2>/dev/null) == "$mnt" ]]; then
+      alive "$p" && echo "$p"
+    fi
+  done
+  return 0
+}
+
+stop_libvirtd() { # HOST
+  local h=$1 d pid
+  d=$(dir "$h")
+  if pid=$(read_pid "$d/run/libvirtd.pid" libvirtd); then stop_pid "$pid" "libvirtd of $h"; fi
+  if pid=$(read_pid "$d/tini.pid" tini); then stop_pid "$pid" "tini of $h"; fi
+  rm -f "$d/tini.pid"
+}
+
+down_host() { # HOST
+  local h=$1 d pid f dom k
+  d=$(dir "$h")
+  if [[ -S $(sock "$h") ]] && virsh_ok "$h"; then
+    while read -r dom; do
+      if [[ -n $dom ]]; then timeout 10 virsh -q -c "$(uri "$h")" destroy "$dom" >/dev/null 2>&1 || true; fi
+    done < <(timeout 5 virsh -q -c "$(uri "$h")" list --name 2>/dev/null || true)
+  fi
+  stop_libvirtd "$h"
+  for f in "$d"/run/libvirt/qemu/*.pid; do
+    [[ -e $f ]] || continue
+    pid=$(read_pid "$f" 2>/dev/null) || continue
+    [[ $(cat "/proc/$pid/comm" 2>/dev/null) == qemu-system-* ]] && stop_pid "$pid" "qemu of $h"
+  done
+  if pid=$(read_pid "$d/run/virtlogd.pid" virtlogd); then stop_pid "$pid" "virtlogd of $h"; fi
+  # Whatever else was started inside (agents, corosync, pacemaker, ...), keeper last.
+  k=$(keeper_pid "$h" || true)
+  for pid in $(ns_pids "$h"); do
+    [[ $pid == "$k" ]] || kill -TERM "$pid" 2>/dev/null || true
+  done
+  local deadline=$(($(now_ms) + TIMEOUT * 1000)) left
+  while left=$(ns_pids "$h" | grep -vx "${k:-none}") && [[ -n $left ]]; do
+    if (($(now_ms) >= deadline)); then
+      log "processes left in $h after ${TIMEOUT}s: SIGKILL $(echo "$left" | tr '\n' ' ')"
+      for pid in $left; do kill -KILL "$pid" 2>/dev/null || true; done
+      sleep 0.1
+      break
+    fi
+    sleep 0.05
+  done
+  [[ -n $k ]] && stop_pid "$k" "keeper of $h"
+  rm -f "$d/keeper.pid"
+}
+
+do_down() {
+  [[ $(id -u) -eq 0 ]] || die "must run as root"
+  local h t0
+  t0=$(now_ms)
+  for h in "${HOSTS[@]}"; do down_host "$h"; done
+  for h in "${HOSTS[@]}"; do
+    [[ -e /run/netns/$(netns "$h") ]] && ip netns del "$(netns "$h")"
+  done
+  # The private mounts lived in the keepers' mount namespaces and went with them.
+  for h in "${HOSTS[@]}"; do rm -rf -- "$(dir "$h")"; done
+  rmdir "$BASE" 2>/dev/null || true
+  log "down in $(($(now_ms) - t0)) ms"
+}
+
+do_status() {
+  local h up=0 parts=0 d
+  for h in "${HOSTS[@]}"; do
+    d=$(dir "$h")
+    local s=""
+    keeper_pid "$h" >/dev/null && s+=" keeper" && parts=$((parts + 1))
+    read_pid "$d/run/virtlogd.pid" virtlogd >/dev/null && s+=" virtlogd" && parts=$((parts + 1))
+    read_pid "$d/tini.pid" tini >/dev/null && s+=" libvirtd" && parts=$((parts + 1))
+    [[ -e /run/netns/$(netns "$h") ]] && s+=" netns" && parts=$((parts + 1))
+    if virsh_ok "$h"; then
+      up=$((up + 1))
+      echo "$h: running ($s ) $(uri "$h") qemu+tcp://$h/system"
+    else
+      echo "$h: not answering (${s:- nothing} )"
+    fi
+  done
+  ((up == ${#HOSTS[@]})) && return 0
+  ((parts == 0)) && return 3
+  return 1
+}
+
+case ${1:-} in
+  up) shift; do_up "$@" ;;
+  down) do_down ;;
+  status) do_status ;;
+  uri) (($# == 2)) || die "usage: $0 uri HOST"; known_host "$2"; uri "$2" ;;
+  exec) (($# >= 3)) || die "usage: $0 exec HOST CMD..."; known_host "$2"; h=$2; shift 2; in_host "$h" "$@" ;;
+  pids) (($# == 2)) || die "usage: $0 pids HOST"; known_host "$2"; ns_pids "$2" ;;
+  stop-libvirtd) (($# == 2)) || die "usage: $0 stop-libvirtd HOST"; known_host "$2"; stop_libvirtd "$2" ;;
+  *) echo "usage: $0 up [HOST...]|down|status|uri HOST|exec HOST CMD...|pids HOST|stop-libvirtd HOST" >&2; exit 2 ;;
+esac

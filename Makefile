@@ -13,7 +13,7 @@ AGENTS   := Dummy VirtualDomain
 
 AGENT_DIR := $(DESTDIR)$(OCF_ROOT)/resource.d/$(PROVIDER)
 
-.PHONY: all build install uninstall test test-unit test-conformance test-libvirt test-cluster lint fmt metadata demo bench clean
+.PHONY: all build install uninstall test test-unit test-conformance test-libvirt test-cluster test-migration lint fmt metadata demo bench clean
 
 all: build
 
@@ -54,9 +54,14 @@ test-libvirt: install
 test-cluster: install
 	tests/run.sh cluster
 
+# Live migration between two libvirt hosts in network namespaces (scripts/libvirt-hosts.sh):
+# the agent's migrate_to/migrate_from directly, and a two-node cluster moving a guest.
+test-migration: install
+	tests/run.sh migration
+
 # Everything, in the order CI runs it.
 test: lint test-unit install
-	tests/run.sh conformance libvirt cluster
+	tests/run.sh conformance libvirt cluster migration
 
 demo: install
 	scripts/demo.sh

@@ -4,6 +4,7 @@
 #   tests/run.sh conformance           ocf-tester, crm_resource, pcs against the installed agents
 #   tests/run.sh cluster               the agents under a real one-node cluster
 #   tests/run.sh conformance cluster   both, in that order
+#   tests/run.sh migration             live migration between two libvirt hosts in namespaces
 #
 # Every tests/<layer>/*.sh runs in its own bash process under `timeout`
 # (TEST_FILE_TIMEOUT seconds, default 600) and prints TAP-like lines
@@ -11,7 +12,10 @@
 # cluster (scripts/cluster.sh start) before its first file; it is stopped after
 # the layer, also on failure or interrupt, and the tail of the pacemaker log is
 # printed when a cluster test failed. A cluster that was already running
-# before this script is used as is and left running.
+# before this script is used as is and left running. The `migration` layer
+# needs only the guest: its files start their own libvirt hosts in network
+# namespaces (scripts/libvirt-hosts.sh), which are taken down after the layer
+# and at exit, also when a file was killed before it could clean up.
 #
 # Ends with one line "N passed, N failed, N skipped"; exits 1 if anything
 # failed or if no test ran at all.
@@ -85,6 +89,13 @@ libvirt_start() {
   note "libvirtd started in $(elapsed "$t0") s"
 }
 
+HOSTS_UP=0
+hosts_down() {
+  ((HOSTS_UP)) || return 0
+  HOSTS_UP=0
+  "$REPO/scripts/libvirt-hosts.sh" down 2>&1 | sed 's/^/# /'
+}
+
 libvirt_stop() {
   ((LIBVIRT_OURS)) || return 0
   LIBVIRT_OURS=0
@@ -99,6 +110,7 @@ dump_pacemaker_log() {
 }
 
 finish() {
+  hosts_down
   cluster_stop
   libvirt_stop
   rm -f -- "$RESULTS"
@@ -140,6 +152,13 @@ for layer in "$@"; do
       continue
     fi
   fi
+  if [[ $layer == migration ]]; then
+    if ! "$REPO/scripts/build-guest.sh" 2>&1 | sed 's/^/# /'; then
+      record_fail "$layer" "build the guest for layer $layer" "scripts/build-guest.sh failed"
+      continue
+    fi
+    HOSTS_UP=1
+  fi
   if [[ $layer == cluster ]]; then
     if ! cluster_start; then
       record_fail "$layer" "start the cluster for layer $layer" "scripts/cluster.sh start failed"
@@ -155,6 +174,7 @@ for layer in "$@"; do
     (($(count fail) > fails_before)) && dump_pacemaker_log
     cluster_stop
   fi
+  [[ $layer == migration ]] && hosts_down
 done
 
 passed=$(count pass)

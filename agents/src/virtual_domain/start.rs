@@ -17,7 +17,7 @@ use virt::sys;
 
 use super::libvirt::{DomainState, Guest, Hypervisor};
 use super::monitor::{state_check, wait_until_healthy, Failure};
-use super::{libvirt_error, validate, Identity, Resource};
+use super::{libvirt_error, utilization, validate, Identity, Resource};
 
 pub fn start(ctx: &Context) -> OcfResult {
     let t = Instant::now();
@@ -81,7 +81,8 @@ pub fn start(ctx: &Context) -> OcfResult {
         }
     }
     res.identity = Some(id.clone());
-    res.remember(|_| {});
+    res.remember(utilization::forget_published);
+    utilization::forget_published(&mut res.cached);
     wait_until_healthy(&res, &hv, &id, until, "start")?;
     tracing::info!(domain = %id.name, ms = t.elapsed().as_millis() as u64, "domain started");
     Ok(ExitCode::Success)

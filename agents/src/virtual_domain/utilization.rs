@@ -25,6 +25,15 @@ fn cache_key(attr: &str) -> String {
 }
 const DELETED: &str = "<deleted>";
 
+/// Forgets what was published: the next monitor publishes every value again. A start
+/// does this, because the CIB entry it was compared with may be gone (a resource deleted
+/// and created again under the same name starts with no utilization).
+pub fn forget_published(cached: &mut super::identity::Cached) {
+    for attr in ATTRIBUTES {
+        cached.set(&cache_key(attr), None);
+    }
+}
+
 /// autoset wins over unset, as in the shell agent (unset is only read when autoset is off).
 pub fn wanted(autoset: bool, unset: bool, value: impl FnOnce() -> Option<String>) -> Wanted {
     if autoset {

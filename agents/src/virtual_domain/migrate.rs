@@ -116,6 +116,20 @@ pub fn migrate_uri(
     target: &str,
     opts: &MigrateOptions,
 ) -> Option<String> {
+    migrate_uri_with(ctx, local_uri, target, opts, || {
+        (49152 + u32::from(random_u8() % 64)).to_string()
+    })
+}
+
+/// [`migrate_uri`] with the port used when migrateport is unset coming from `any_port`
+/// (validate-all shows the range instead of drawing one).
+fn migrate_uri_with(
+    ctx: &Context,
+    local_uri: &str,
+    target: &str,
+    opts: &MigrateOptions,
+    any_port: impl FnOnce() -> String,
+) -> Option<String> {
     let p = &ctx.params;
     if let Some(u) = p.str("migrateuri").or(opts.migrateuri.as_deref()) {
         return Some(u.replace("%n", target));
@@ -125,7 +139,8 @@ pub fn migrate_uri(
     if local_uri.starts_with("qemu") {
         let port = p
             .int("migrateport")
-            .unwrap_or_else(|| 49152 + i64::from(random_u8() % 64));
+            .map(|n| n.to_string())
+            .unwrap_or_else(any_port);
         Some(format!("tcp:{host}:{port}"))
     } else if local_uri.starts_with("xen") {
         Some(host)
@@ -133,6 +148,20 @@ pub fn migrate_uri(
         tracing::warn!("migration_network_suffix is only used with qemu and xen URIs");
         None
     }
+}
+
+/// What migrate_to would use, for validate-all: the target's libvirt URI and the data
+/// URI (None: libvirt chooses). The target is CRM_meta_migrate_target when set, else `%n`
+/// (the target node's name); `local_uri` is the hypervisor's URI.
+pub fn planned_uris(ctx: &Context, local_uri: &str) -> Result<(String, Option<String>), String> {
+    let target = ctx.env.migrate_target().unwrap_or("%n");
+    let opts = parse_options(ctx.params.str("migrate_options").unwrap_or(""))?;
+    Ok((
+        remote_uri(ctx, local_uri, target),
+        migrate_uri_with(ctx, local_uri, target, &opts, || {
+            "<random port in 49152-49215>".into()
+        }),
+    ))
 }
 
 fn random_u8() -> u8 {
@@ -185,16 +214,15 @@ pub fn migrate_to(ctx: &Context) -> OcfResult {
         stop::save_config(&res, &hv, guest, until);
     }
     let abort_at = deadline.reserving(abort_budget(deadline.timeout())).end();
-    // Without --p2p this process talks to the target itself.
-    let dconn = if opts.p2p() && !ctx.params.bool("start_resources") {
-        None
-    } else {
-        Some(Hypervisor::open(Some(&dest), abort_at).map_err(|e| {
-            OcfError::generic(format!("live migration of {} to {target}: {e}", id.name))
-        })?)
-    };
-    if let (true, Some(d)) = (ctx.params.bool("start_resources"), &dconn) {
-        start::start_resources(d, &res, abort_at)?;
+    // Without --p2p this process talks to the target itself. With --p2p libvirtd does,
+    // but the target is reached from here first all the same: libvirtd's own connect has
+    // no timeout, and a target that drops packets would hold the job (which cannot be
+    // aborted while it connects) for minutes after this action gave up.
+    let dconn = Hypervisor::open(Some(&dest), abort_at).map_err(|e| {
+        OcfError::generic(format!("live migration of {} to {target}: {e}", id.name))
+    })?;
+    if ctx.params.bool("start_resources") {
+        start::start_resources(&dconn, &res, abort_at)?;
     }
     let speed = ctx.params.int("migration_speed").unwrap_or(0);
     if speed > 0 {
@@ -217,13 +245,11 @@ pub fn migrate_to(ctx: &Context) -> OcfResult {
     std::thread::Builder::new()
         .name("migration".into())
         .spawn(move || {
-            let r = match (opts.p2p(), dest_conn) {
-                (true, _) | (false, None) => {
-                    dom.migrate_to_uri3(Some(&dest_for_job), params, flags)
-                }
-                (false, Some(d)) => dom
-                    .migrate3(d.connection(), params, flags)
-                    .map(std::mem::forget),
+            let r = if opts.p2p() {
+                dom.migrate_to_uri3(Some(&dest_for_job), params, flags)
+            } else {
+                dom.migrate3(dest_conn.connection(), params, flags)
+                    .map(std::mem::forget)
             };
             let _ = tx.send(r.map_err(|e| e.message().to_string()));
         })
@@ -278,15 +304,25 @@ pub fn migrate_to(ctx: &Context) -> OcfResult {
         if Instant::now() >= abort_at {
             tracing::warn!(domain = %id.name, "migration did not finish in time; aborting it");
             let aborted = hv.on(guest, "virDomainAbortJob", until, raw::abort_job);
-            // The job ends once aborted; its thread then reports the failure.
-            let _ = bounded(until, "migration end", move || rx.recv());
-            let still_here = matches!(state_check(&hv, &id, until, false), Ok(Ok(_)));
+            // The job ends once aborted and its thread reports how. Half of what is left
+            // goes to that wait, the rest to asking where the domain runs now.
+            let settle = Instant::now() + until.saturating_duration_since(Instant::now()) / 2;
+            let ended = bounded(settle, "migration end", move || rx.recv());
+            if let Ok(Ok(Ok(()))) = ended {
+                // The abort came too late: the domain is on the target, as asked.
+                tracing::warn!(domain = %id.name, target, "the migration completed as it was being aborted");
+                return Ok(ExitCode::Success);
+            }
+            let here = match state_check(&hv, &id, until, false) {
+                Ok(Ok(_)) => "keeps running here",
+                Ok(Err(_)) => "is not running here any more",
+                Err(_) => "is in an unknown state here",
+            };
             return Err(OcfError::generic(format!(
-                "live migration of {} to {target} did not finish within the {}s timeout and was {}; the domain {}",
+                "live migration of {} to {target} did not finish within the {}s timeout and was {}; the domain {here}",
                 id.name,
                 deadline.timeout().as_secs(),
                 if aborted.is_ok() { "aborted" } else { "asked to abort" },
-                if still_here { "keeps running here" } else { "is not running here any more" }
             )));
         }
     }

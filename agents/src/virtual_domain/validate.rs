@@ -118,6 +118,7 @@ pub fn local(res: &Resource) -> OcfResult<()> {
 
 pub fn validate_all(ctx: &Context) -> OcfResult {
     parameters(ctx)?;
+    let mut local_uri = ctx.params.str("hypervisor").map(str::to_string);
     if ctx.env.check_level() >= 10 {
         let res = Resource::load(ctx);
         local(&res)?;
@@ -125,8 +126,27 @@ pub fn validate_all(ctx: &Context) -> OcfResult {
             .connect(ctx.deadline.end())
             .map_err(|e| OcfError::installed(e.to_string()))?;
         tracing::debug!(uri = hv.uri(), "hypervisor reachable");
+        local_uri.get_or_insert_with(|| hv.uri().to_string());
     }
+    show_migration_uris(ctx, local_uri.as_deref());
     Ok(ExitCode::Success)
+}
+
+/// Logs the URIs a live migration would use (the target: CRM_meta_migrate_target, else
+/// `%n`). Both derive from the local hypervisor URI: without `hypervisor` at level 0,
+/// libvirt's default, which only a connection tells.
+fn show_migration_uris(ctx: &Context, local_uri: Option<&str>) {
+    let Some(local_uri) = local_uri else {
+        tracing::info!(
+            "live migration URIs derive from libvirt's default URI: set 'hypervisor', or run \
+             validate-all with OCF_CHECK_LEVEL=10 to see them"
+        );
+        return;
+    };
+    if let Ok((remote, data)) = migrate::planned_uris(ctx, local_uri) {
+        let data = data.unwrap_or_else(|| "chosen by libvirt".into());
+        tracing::info!(remote_uri = %remote, migrate_uri = %data, "live migration URIs");
+    }
 }
 
 /// reload-agent: every reloadable parameter is read afresh by each action, so applying

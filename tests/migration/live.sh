@@ -48,6 +48,8 @@ agent() {
   A_MS=$(ms_since "$t0")
 }
 
+reason() { sed -n 's/^ocf-exit-reason://p' <<<"$A_OUT" | tail -n 1; } # of the last agent call
+
 # expect_rc EXPECTED WHAT: the last agent call's rc
 expect_rc() {
   [[ $A_RC == "$1" ]] && return 0
@@ -244,8 +246,25 @@ fi
 t_end
 
 # The guest is on ocfb now; bring it back to ocfa for the failure cases.
-t_begin "plain migration back to ocfa (migration_transport=tcp)"
-migrate ocfb ocfa OCF_RESKEY_migration_transport=tcp || true
+# (tcp with auth_tcp=none ignores the user; the URI shows it reached libvirt)
+t_begin "migration_user=root: ocfb -> ocfa through qemu+tcp://root@ocfa/system"
+migrate ocfb ocfa OCF_RESKEY_migration_transport=tcp OCF_RESKEY_migration_user=root \
+  && assert_match 'remote_uri=qemu\+tcp://root@ocfa/system' "$MIG_OUT" "migrate_to's log" || true
+t_end
+
+t_begin "validate-all shows the URIs migrate_to would use"
+agent ocfa validate-all OCF_RESKEY_migration_transport=tcp OCF_RESKEY_migration_user=root \
+  OCF_RESKEY_migration_network_suffix=-mig OCF_RESKEY_migrateport=49201
+expect_rc 0 "validate-all" \
+  && assert_match 'remote_uri=qemu\+tcp://root@ocfb-mig/system migrate_uri=tcp:ocfb-mig:49201' "$A_OUT" \
+    "validate-all with CRM_meta_migrate_target=ocfb"
+if ((T_OPEN)); then
+  agent ocfa validate-all OCF_RESKEY_migration_transport=tcp OCF_RESKEY_CRM_meta_migrate_target= \
+    'OCF_RESKEY_migrateuri=tcp://%n-mig:49300'
+  expect_rc 0 "validate-all without a target" \
+    && assert_match 'remote_uri=qemu\+tcp://%n/system migrate_uri=tcp://%n-mig:49300' "$A_OUT" \
+      "validate-all without CRM_meta_migrate_target shows %n"
+fi
 t_end
 
 # ---- failures: the guest must stay where it is ----
@@ -256,7 +275,7 @@ agent ocfa migrate_to OCF_RESKEY_migration_transport=tcp OCF_RESKEY_migration_sp
 t_note "aborted migrate_to: rc $A_RC after ${A_MS} ms: $(grep -m1 -iE 'error|abort' <<<"$A_OUT")"
 expect_rc 1 "migrate_to with a migration that cannot finish in time" \
   && assert_true "returned before the 8 s timeout (${A_MS} ms)" -- test "$A_MS" -lt 8000 \
-  && assert_match 'abort' "$A_OUT" "the reason says the migration was aborted" \
+  && assert_match 'aborted.*keeps running here' "$(reason)" "the exit reason says the migration was aborted" \
   && assert_true "domain still runs on ocfa (state: '$(state_on ocfa)')" -- running_on ocfa \
   && assert_true "domain not running on ocfb (state: '$(state_on ocfb)')" -- eval '! running_on ocfb' \
   && assert_match 'Job type:[[:space:]]+None' "$(virsh -c "${URI[ocfa]}" domjobinfo "$VM" 2>&1)" "no job left on ocfa" \
@@ -275,6 +294,29 @@ expect_rc 1 "migrate_to to nohost" \
   && assert_match 'nohost' "$A_OUT" "the reason names the target" \
   && assert_true "domain still runs on ocfa" -- running_on ocfa \
   && assert_match 'Job type:[[:space:]]+None' "$(virsh -c "${URI[ocfa]}" domjobinfo "$VM" 2>&1)" "no job left"
+t_end
+
+# ocfb drops its answers to ocfa (a blackhole route for ocfa's address inside ocfb's namespace):
+# connections from ocfa hang as with a dead host or a dropping firewall, until TCP gives up (~2 min)
+blackhole() { "$HOSTS" exec ocfb ip route "$1" blackhole 10.213.99.1/32; }
+t_begin "target unreachable (packets dropped) -> rc 1 before the 8 s timeout, guest stays, no job (with and without --p2p)"
+if ! blackhole add; then
+  t_fail "cannot add the blackhole route in ocfb"
+fi
+for opt in "" --p2p; do
+  ((T_OPEN)) || break
+  before=$(ns_pids ocfa)
+  agent ocfa migrate_to OCF_RESKEY_migration_transport=tcp OCF_RESKEY_CRM_meta_timeout=8000 \
+    OCF_RESKEY_migrate_options="$opt"
+  t_note "${opt:-direct}: rc $A_RC after ${A_MS} ms: $(reason)"
+  expect_rc 1 "migrate_to ${opt:-direct} to an unreachable ocfb" \
+    && assert_true "returned before the 8 s timeout (${A_MS} ms)" -- test "$A_MS" -lt 8000 \
+    && assert_match 'ocfb' "$(reason)" "the exit reason names the target" \
+    && assert_true "domain still runs on ocfa (state: '$(state_on ocfa)')" -- running_on ocfa \
+    && assert_match 'Job type:[[:space:]]+None' "$(virsh -c "${URI[ocfa]}" domjobinfo "$VM" 2>&1)" "no job left on ocfa" \
+    && assert_eq "$before" "$(ns_pids ocfa)" "processes in ocfa's namespaces (the agent left no child)"
+done
+blackhole del || t_fail "cannot remove the blackhole route in ocfb"
 t_end
 
 t_begin "target whose libvirtd is stopped -> rc 1 quickly, guest stays (with and without --p2p)"
@@ -308,4 +350,49 @@ t_end
 t_begin "after all that the guest still migrates (ocfa -> ocfb) and never rebooted"
 migrate ocfa ocfb OCF_RESKEY_migration_transport=tcp || true
 t_note "console: $(boots) boot, heartbeat up to $(heartbeat); total $(awk -v a="$T0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }') s"
+t_end
+
+# ---- start_resources: the storage pool a second domain uses is started on the target ----
+
+VM2=ocfrs-mig-pool
+XML2=$T_TMP/$VM2.xml
+POOL=ocfrs-mig-pool
+pool_state() { virsh -c "${URI[$1]}" pool-info "$POOL" 2>/dev/null | sed -n 's/^State:[[:space:]]*//p'; }
+vm2_state() { local s; s=$(virsh -q -c "${URI[$1]}" domstate "$VM2" 2>/dev/null) || true; printf '%s\n' "${s%%$'\n'*}"; }
+vm2() { agent "$@" OCF_RESKEY_config="$XML2" OCF_RESOURCE_INSTANCE=vm2 OCF_RESKEY_migration_transport=tcp; }
+t_begin "start_resources=true: migrate_to starts the domain's storage pool on the target"
+mkdir -p "$T_TMP/pool" && truncate -s 1M "$T_TMP/pool/ro.img"
+"$T_REPO/scripts/make-domain.sh" "$VM2" "$XML2" --console "$T_TMP/$VM2.console" || t_fail "make-domain.sh failed"
+# a read-only CD-ROM from the pool: the target must resolve the volume, no storage is copied
+sed -i "s|</devices>|  <disk type='volume' device='cdrom'>\n      <driver name='qemu' type='raw'/>\n      <source pool='$POOL' volume='ro.img'/>\n      <target dev='hdc' bus='ide'/>\n      <readonly/>\n    </disk>\n  </devices>|" "$XML2"
+for h in ocfa ocfb; do
+  assert_rc 0 "virsh pool-define-as on $h" -- virsh -c "${URI[$h]}" pool-define-as "$POOL" dir --target "$T_TMP/pool" \
+    && assert_eq inactive "$(pool_state "$h")" "pool state on $h before"
+done
+if ((T_OPEN)); then
+  vm2 ocfa start OCF_RESKEY_start_resources=true
+  expect_rc 0 "start of $VM2 on ocfa with start_resources=true" \
+    && assert_eq running "$(pool_state ocfa)" "pool state on ocfa after start" \
+    && assert_eq inactive "$(pool_state ocfb)" "pool state on ocfb before the migration"
+fi
+if ((T_OPEN)); then
+  vm2 ocfa migrate_to
+  t_note "without start_resources: rc $A_RC after ${A_MS} ms: $(reason)"
+  expect_rc 1 "migrate_to without start_resources (pool inactive on ocfb)" \
+    && assert_match "$POOL" "$(reason)" "the exit reason names the pool" \
+    && assert_eq running "$(vm2_state ocfa)" "$VM2 on ocfa after the failed migration" \
+    && assert_eq "" "$(vm2_state ocfb)" "$VM2 on ocfb after the failed migration"
+fi
+if ((T_OPEN)); then
+  vm2 ocfa migrate_to OCF_RESKEY_start_resources=true
+  t_note "with start_resources: rc $A_RC after ${A_MS} ms"
+  expect_rc 0 "migrate_to with start_resources=true" \
+    && assert_eq running "$(pool_state ocfb)" "pool state on ocfb" \
+    && assert_eq running "$(vm2_state ocfb)" "$VM2 on ocfb" \
+    && { vm2 ocfb migrate_from; expect_rc 0 "migrate_from on ocfb"; } \
+    && { vm2 ocfa stop; expect_rc 0 "stop on ocfa"; } \
+    && assert_eq "" "$(vm2_state ocfa)" "$VM2 on ocfa"
+fi
+vm2 ocfb stop OCF_RESKEY_force_stop=true >/dev/null 2>&1
+vm2 ocfa stop OCF_RESKEY_force_stop=true >/dev/null 2>&1
 t_end

@@ -2,9 +2,9 @@
 # A two-node Pacemaker cluster (ocfa, ocfb: the hosts of scripts/libvirt-hosts.sh, each running
 # corosync + pacemaker in its own namespaces) live-migrates a guest managed by
 # ocf:rust:VirtualDomain (migration_transport=tcp, meta allow-migrate=true): after
-# `pcs resource move` and `crm_resource --move`, Pacemaker must have run migrate_to on the source
-# and migrate_from on the target (no stop/start of the guest), and the guest's console shows one
-# boot only and a heartbeat that keeps counting.
+# `pcs resource move`, `crm_resource --move` and `pcs node standby` of the holder, Pacemaker must
+# have run migrate_to on the source and migrate_from on the target (no stop/start of the guest),
+# and the guest's console shows one boot only and a heartbeat that keeps counting.
 # shellcheck disable=SC2015 # `a && b && c || true`: lib.sh's assertions close the case themselves
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
@@ -131,6 +131,10 @@ for kv in dc-deadtime=100ms stonith-enabled=false no-quorum-policy=ignore; do
   CIB_file=$T_TMP/cib.xml crm_attribute --type crm_config --name "${kv%%=*}" --update "${kv#*=}" >/dev/null \
     || t_fail "seed CIB: ${kv%%=*}"
 done
+# the guest stays where it is once a node leaves standby (no move back on a tie)
+CIB_file=$T_TMP/cib.xml cibadmin --create -o configuration --xml-text \
+  '<rsc_defaults><meta_attributes id="rsc-options"><nvpair id="rsc-options-resource-stickiness" name="resource-stickiness" value="100"/></meta_attributes></rsc_defaults>' \
+  || t_fail "seed CIB: resource-stickiness"
 for h in ocfa ocfb; do node_files "$h" || t_fail "node files of $h"; done
 "$T_REPO/scripts/make-domain.sh" "$VM" "$XML" --console "$CONSOLE" || t_fail "make-domain.sh"
 ((T_OPEN)) || exit 1
@@ -161,14 +165,20 @@ check_move() {
   na=$(wc -l <"$(plog "$from")")
   nb=$(wc -l <"$(plog "$to")")
   local t0=$EPOCHREALTIME
-  if [[ $how == pcs ]]; then
-    assert_rc 0 "pcs resource move vm $to" -- on ocfa pcs resource move vm "$to" || return 1
-  else
-    assert_rc 0 "crm_resource --move -r vm -N $to" -- on ocfa crm_resource --move -r vm -N "$to" || return 1
-  fi
+  case $how in
+    pcs) assert_rc 0 "pcs resource move vm $to" -- on ocfa pcs resource move vm "$to" || return 1 ;;
+    crm_resource) assert_rc 0 "crm_resource --move -r vm -N $to" -- on ocfa crm_resource --move -r vm -N "$to" || return 1 ;;
+    standby) assert_rc 0 "pcs node standby $from" -- on ocfa pcs node standby "$from" || return 1 ;;
+  esac
   assert_wait 40 "vm runs on $to" -- runs_on "$to" || return 1
   t_note "moved $from -> $to with $how in $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }') s"
-  [[ $how == pcs ]] || on ocfa crm_resource --clear -r vm >/dev/null 2>&1
+  case $how in
+    crm_resource) on ocfa crm_resource --clear -r vm >/dev/null 2>&1 ;;
+    standby)
+      assert_rc 0 "pcs node unstandby $from" -- on ocfa pcs node unstandby "$from" \
+        && assert_wait 20 "vm stays on $to after $from left standby" -- runs_on "$to" || return 1
+      ;;
+  esac
   log=$(tail -n +"$((na + 1))" "$(plog "$from")"; tail -n +"$((nb + 1))" "$(plog "$to")")
   assert_match "Result of migrate_to operation for vm on $from: ok" "$log" "migrate_to on $from in the pacemaker log" \
     && assert_match "Result of migrate_from operation for vm on $to: ok" "$log" "migrate_from on $to in the pacemaker log" \
@@ -185,5 +195,9 @@ t_end
 
 t_begin "crm_resource --move back to $first: live migration again"
 check_move "$second" "$first" crm_resource || true
+t_end
+
+t_begin "pcs node standby $first: the guest migrates away to $second"
+check_move "$first" "$second" standby || true
 t_note "console: $(boots) boot, heartbeat up to $(heartbeat)"
 t_end

@@ -237,7 +237,13 @@ pub fn migrate_to(ctx: &Context) -> OcfResult {
         bandwidth: (speed > 0).then_some(speed as u64),
         ..Default::default()
     };
-    let flags = sys::VIR_MIGRATE_LIVE | opts.flags;
+    let mut flags = sys::VIR_MIGRATE_LIVE | opts.flags;
+    if ctx.params.str("backingfile").is_some() {
+        // start defines the domain persistently in this mode: the migration does the same
+        // on the target, and the source keeps no definition of a domain running elsewhere.
+        flags |= sys::VIR_MIGRATE_PERSIST_DEST | sys::VIR_MIGRATE_UNDEFINE_SOURCE;
+    }
+    tracing::debug!(flags, "migration flags");
     let dom = guest.dom;
     let dest_for_job = dest.clone();
     let dest_conn = dconn.clone();

@@ -396,3 +396,35 @@ fi
 vm2 ocfb stop OCF_RESKEY_force_stop=true >/dev/null 2>&1
 vm2 ocfa stop OCF_RESKEY_force_stop=true >/dev/null 2>&1
 t_end
+
+# ---- backingfile: start defines the domain persistently; a migration keeps it so ----
+
+VM3=ocfrs-mig-bf
+XML3=$T_TMP/$VM3.xml
+vm3() { agent "$@" OCF_RESKEY_config="$XML3" OCF_RESOURCE_INSTANCE=vm3 OCF_RESKEY_migration_transport=tcp \
+  OCF_RESKEY_backingfile="$T_TMP/base.img"; }
+vm3_persistent() { [[ $(virsh -q -c "${URI[$1]}" dominfo "$VM3" 2>/dev/null) =~ Persistent:[[:space:]]+yes ]]; }
+vm3_state() { local s; s=$(virsh -q -c "${URI[$1]}" domstate "$VM3" 2>/dev/null) || true; printf '%s\n' "${s%%$'\n'*}"; }
+t_begin "backingfile: the domain start defined persistently on ocfa is persistent on ocfb after the migration, undefined on ocfa"
+qemu-img create -q -f raw "$T_TMP/base.img" 8M || t_fail "qemu-img create"
+"$T_REPO/scripts/make-domain.sh" "$VM3" "$XML3" --console "$T_TMP/$VM3.console" || t_fail "make-domain.sh failed"
+# the overlay is a local file both hosts see at the same path: libvirt cannot tell it is shared (--unsafe)
+sed -i "s|</devices>|  <disk type='file' device='disk'>\n      <driver name='qemu' type='qcow2'/>\n      <source file='$T_TMP/$VM3.qcow2'/>\n      <target dev='vda' bus='virtio'/>\n    </disk>\n  </devices>|" "$XML3"
+if ((T_OPEN)); then
+  vm3 ocfa start
+  expect_rc 0 "start with backingfile on ocfa" \
+    && assert_true "persistent on ocfa after start" -- vm3_persistent ocfa
+fi
+if ((T_OPEN)); then
+  vm3 ocfa migrate_to OCF_RESKEY_migrate_options=--unsafe
+  t_note "rc $A_RC after ${A_MS} ms"
+  expect_rc 0 "migrate_to with backingfile" \
+    && assert_eq running "$(vm3_state ocfb)" "$VM3 on ocfb" \
+    && assert_true "persistent on ocfb" -- vm3_persistent ocfb \
+    && assert_eq "" "$(vm3_state ocfa)" "$VM3 on ocfa (no definition left)" \
+    && { vm3 ocfb migrate_from; expect_rc 0 "migrate_from on ocfb"; } \
+    && { vm3 ocfa stop; expect_rc 0 "stop on ocfa"; }
+fi
+vm3 ocfb stop OCF_RESKEY_force_stop=true >/dev/null 2>&1
+vm3 ocfa stop OCF_RESKEY_force_stop=true >/dev/null 2>&1
+t_end

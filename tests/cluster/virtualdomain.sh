@@ -40,7 +40,7 @@ since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }'; 
 # Console and log marks: everything written after a mark (byte offset / line number).
 console_size() { if [[ -e $CONSOLE ]]; then stat -c %s "$CONSOLE"; else echo 0; fi; }
 console_since() { [[ -e $CONSOLE ]] && tail -c "+$(($1 + 1))" "$CONSOLE" | tr -d '\r'; }
-console_has() { console_since "$1" | grep -q -- "$2"; }     # MARK WORD
+console_has() { grep -q -- "$2" <<<"$(console_since "$1")"; }     # MARK WORD
 console_count() { console_since "$1" | grep -c -- "$2"; }   # MARK WORD
 last_heartbeat() { # MARK: the highest heartbeat number after MARK, or 0
   console_since "$1" | sed -n 's/.*GUEST-HEARTBEAT \([0-9][0-9]*\).*/\1/p' | sort -n | tail -n 1 | grep . || echo 0
@@ -48,7 +48,7 @@ last_heartbeat() { # MARK: the highest heartbeat number after MARK, or 0
 heartbeat_after() { (($(last_heartbeat "$1") > $2)); }     # MARK N
 log_lines() { wc -l <"$PCMK_LOG"; }
 log_since() { tail -n "+$(($1 + 1))" "$PCMK_LOG"; }
-log_has() { log_since "$1" | grep -q -- "$2"; }             # MARK REGEX(BRE)
+log_has() { grep -q -- "$2" <<<"$(log_since "$1")"; } # (not a pipe: see pipefail and SIGPIPE)             # MARK REGEX(BRE)
 
 utilization() { crm_resource -r "$RSC" -z -g "$1" -Q 2>/dev/null; }
 utilization_is() { [[ $(utilization "$1") == "$2" ]]; }

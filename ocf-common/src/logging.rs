@@ -40,13 +40,21 @@ pub fn init(agent: &str, action: &str, env: &OcfEnv) -> (LogTargets, tracing::sp
             ])
             .with_filter(level)
     });
+    // validate-all's stderr is read by pcs (through `crm_resource --validate`) as the
+    // agent's verdict: anything there turns a passing validation into a warning for the
+    // user. Only problems go there; the log file still gets the informational records.
+    let stderr_level = if action == "validate-all" && !env.debug() {
+        LevelFilter::WARN
+    } else {
+        level
+    };
     let stderr = journald.is_none().then(|| {
         fmt::layer()
             .with_writer(std::io::stderr)
             .with_ansi(false)
             .with_target(false)
             .without_time()
-            .with_filter(level)
+            .with_filter(stderr_level)
     });
     let open = |p: std::path::PathBuf| OpenOptions::new().create(true).append(true).open(p).ok();
     let logfile = env.logfile().and_then(open).map(|f| {

@@ -252,18 +252,21 @@ migrate ocfb ocfa OCF_RESKEY_migration_transport=tcp OCF_RESKEY_migration_user=r
   && assert_match 'remote_uri=qemu\+tcp://root@ocfa/system' "$MIG_OUT" "migrate_to's log" || true
 t_end
 
+# (a passing validate-all keeps stderr for problems, pcs reads it: the URIs are in the log file)
 t_begin "validate-all shows the URIs migrate_to would use"
-agent ocfa validate-all OCF_RESKEY_migration_transport=tcp OCF_RESKEY_migration_user=root \
+VLOG=$T_TMP/validate.log
+agent ocfa validate-all HA_LOGFILE="$VLOG" OCF_RESKEY_migration_transport=tcp OCF_RESKEY_migration_user=root \
   OCF_RESKEY_migration_network_suffix=-mig OCF_RESKEY_migrateport=49201
 expect_rc 0 "validate-all" \
-  && assert_match 'remote_uri=qemu\+tcp://root@ocfb-mig/system migrate_uri=tcp:ocfb-mig:49201' "$A_OUT" \
-    "validate-all with CRM_meta_migrate_target=ocfb"
+  && assert_match 'remote_uri=qemu\+tcp://root@ocfb-mig/system migrate_uri=tcp:ocfb-mig:49201' "$(cat "$VLOG" 2>&1)" \
+    "validate-all with CRM_meta_migrate_target=ocfb, in HA_LOGFILE"
 if ((T_OPEN)); then
-  agent ocfa validate-all OCF_RESKEY_migration_transport=tcp OCF_RESKEY_CRM_meta_migrate_target= \
+  : >"$VLOG"
+  agent ocfa validate-all HA_LOGFILE="$VLOG" OCF_RESKEY_migration_transport=tcp OCF_RESKEY_CRM_meta_migrate_target= \
     'OCF_RESKEY_migrateuri=tcp://%n-mig:49300'
   expect_rc 0 "validate-all without a target" \
-    && assert_match 'remote_uri=qemu\+tcp://%n/system migrate_uri=tcp://%n-mig:49300' "$A_OUT" \
-      "validate-all without CRM_meta_migrate_target shows %n"
+    && assert_match 'remote_uri=qemu\+tcp://%n/system migrate_uri=tcp://%n-mig:49300' "$(cat "$VLOG" 2>&1)" \
+      "validate-all without CRM_meta_migrate_target shows %n, in HA_LOGFILE"
 fi
 t_end
 
@@ -427,4 +430,87 @@ if ((T_OPEN)); then
 fi
 vm3 ocfb stop OCF_RESKEY_force_stop=true >/dev/null 2>&1
 vm3 ocfa stop OCF_RESKEY_force_stop=true >/dev/null 2>&1
+t_end
+
+# ---- abort at the deadline: a guest that dirties memory faster than the bandwidth cap ----
+
+# The same guest plus an appended initramfs archive (the kernel unpacks them in order, later
+# files win): inittab gains a job that rewrites 8 MiB of random data in RAM in a loop.
+VM4=ocfrs-mig-dirty
+XML4=$T_TMP/$VM4.xml
+CONSOLE4=$T_TMP/$VM4.console
+dirty_guest() { # DIR: vmlinuz + initrd.img of the dirtying guest
+  local d=$1 r=$1/root g=${OCF_RS_GUEST_DIR:-$T_REPO/build/guest}
+  mkdir -p "$r/bin" "$r/etc" || return 1
+  zcat "$g/initrd.img" 2>/dev/null | cpio -i --quiet --to-stdout etc/inittab >"$r/etc/inittab" 2>/dev/null
+  grep -q ocfguest-ready "$r/etc/inittab" || return 1
+  echo '::once:/bin/ocfguest-dirty' >>"$r/etc/inittab"
+  cat >"$r/bin/ocfguest-dirty" <<'SH'
+#!/bin/sh
+dd if=/dev/urandom of=/tmp/dirty.src bs=1M count=8 2>/dev/null
+echo "GUEST-DIRTYING" >/dev/console
+while :; do cp /tmp/dirty.src /tmp/dirty.dst; done
+SH
+  chmod 0755 "$r/bin/ocfguest-dirty"
+  (cd "$r" && find bin etc | cpio -o --quiet -H newc -R 0:0 | gzip) >"$d/extra.cpio.gz" || return 1
+  cat "$g/initrd.img" "$d/extra.cpio.gz" >"$d/initrd.img" && ln -sf "$(readlink -f "$g/vmlinuz")" "$d/vmlinuz"
+}
+vm4() { agent "$@" OCF_RESKEY_config="$XML4" OCF_RESOURCE_INSTANCE=vm4 OCF_RESKEY_migration_transport=tcp; }
+vm4_state() { local s; s=$(virsh -q -c "${URI[$1]}" domstate "$VM4" 2>/dev/null) || true; printf '%s\n' "${s%%$'\n'*}"; }
+vm4_heartbeat() {
+  local n
+  n=$(sed -n 's/^GUEST-HEARTBEAT \([0-9][0-9]*\).*/\1/p' "$CONSOLE4" 2>/dev/null | tail -n 1)
+  echo "${n:-0}"
+}
+vm4_heartbeat_above() { (($(vm4_heartbeat) > $1)); }
+t_begin "abort at the deadline: a guest re-dirtying 8 MiB faster than migration_speed=6 sends it -> rc 1 before the 24 s timeout, guest stays"
+dirty_guest "$T_TMP/dirty" || t_fail "cannot make the dirtying guest's initramfs"
+"$T_REPO/scripts/make-domain.sh" "$VM4" "$XML4" --guest-dir "$T_TMP/dirty" --console "$CONSOLE4" || t_fail "make-domain.sh failed"
+if ((T_OPEN)); then
+  vm4 ocfa start
+  expect_rc 0 "start of $VM4 on ocfa" \
+    && assert_wait 30 "GUEST-DIRTYING on its console" -- grep -q '^GUEST-DIRTYING' "$CONSOLE4"
+fi
+if ((T_OPEN)); then
+  before=$(ns_pids ocfa)
+  {
+    vm4 ocfa migrate_to OCF_RESKEY_migration_speed=6 OCF_RESKEY_migration_downtime=50 OCF_RESKEY_CRM_meta_timeout=24000
+    printf '%s\n' "$A_OUT" >"$T_TMP/dirty.out"
+    echo "$A_RC $A_MS" >"$T_TMP/dirty.rc"
+  } &
+  bg=$!
+  # libvirt's iteration counter: past 1, the first copy of all memory is done and what is left
+  # is memory the guest dirtied again since
+  iteration=0 dirty_rate=0 remaining=""
+  job_seen() {
+    local j n
+    j=$(virsh -c "${URI[ocfa]}" domjobinfo "$VM4" 2>/dev/null)
+    n=$(sed -n 's/^Iteration:[[:space:]]*\([0-9]*\).*/\1/p' <<<"$j")
+    if [[ -n $n ]] && ((n > iteration)); then
+      iteration=$n
+      dirty_rate=$(sed -n 's/^Dirty rate:[[:space:]]*\([0-9]*\).*/\1/p' <<<"$j")
+      remaining=$(sed -n 's/^Data remaining:[[:space:]]*//p' <<<"$j")
+    fi
+    ! kill -0 "$bg" 2>/dev/null
+  }
+  wait_until 30 job_seen
+  wait "$bg"
+  read -r A_RC A_MS <"$T_TMP/dirty.rc" 2>/dev/null || { A_RC=none A_MS=0; }
+  A_OUT=$(cat "$T_TMP/dirty.out" 2>/dev/null)
+  t_note "rc $A_RC after ${A_MS} ms; libvirt's last iteration seen $iteration, dirty rate ${dirty_rate:-?} pages/s, data remaining ${remaining:-?}: $(reason)"
+  expect_rc 1 "migrate_to of a guest that dirties memory faster than the cap" \
+    && assert_true "returned before the 24 s timeout (${A_MS} ms)" -- test "$A_MS" -lt 24000 \
+    && assert_true "libvirt iterated over re-dirtied memory (iteration $iteration > 1)" -- test "$iteration" -gt 1 \
+    && assert_match '^[0-9.]+ (MiB|GiB)$' "$remaining" "data remaining after the first pass (a converging guest shrinks toward 0)" \
+    && assert_match 'migration in progress.*remaining_mib=' "$A_OUT" "migrate_to logged its progress" \
+    && assert_match 'aborted.*keeps running here' "$(reason)" "the exit reason says the migration was aborted" \
+    && assert_eq running "$(vm4_state ocfa)" "$VM4 on ocfa" \
+    && assert_true "$VM4 not running on ocfb (state: '$(vm4_state ocfb)')" -- test "$(vm4_state ocfb)" != running \
+    && assert_match 'Job type:[[:space:]]+None' "$(virsh -c "${URI[ocfa]}" domjobinfo "$VM4" 2>&1)" "no job left on ocfa" \
+    && assert_eq "$before" "$(ns_pids ocfa)" "processes in ocfa's namespaces (the agent left no child)" \
+    && assert_wait 8 "its heartbeat continues on ocfa" -- vm4_heartbeat_above "$(vm4_heartbeat)" \
+    && assert_eq 1 "$(grep -c '^GUEST-BOOT' "$CONSOLE4")" "GUEST-BOOT lines of $VM4"
+fi
+vm4 ocfa stop OCF_RESKEY_force_stop=true >/dev/null 2>&1
+vm4 ocfb stop OCF_RESKEY_force_stop=true >/dev/null 2>&1
 t_end

@@ -100,6 +100,22 @@ assert_wait 10 "virsh still lists $L" -- dom_is "$L" absent &&
   assert_ra 7 "probe" "$L" monitor
 t_end
 
+t_begin "libvirtd stopped (SIGKILL) during a stop: the qemu process is ended directly, 0"
+assert_ra 0 "start $L again" "$L" start &&
+  assert_wait 60 "guest $L printed no GUEST-READY" -- wait_ready "$L" &&
+  qpid=$(qemu_pid "$L") &&
+  lpid=$(libvirtd_pid) &&
+  assert_true "no qemu / libvirtd pid" -- test -n "$qpid" -a -n "$lpid" &&
+  assert_true "kill -9 libvirtd" -- kill -KILL "$lpid" &&
+  assert_wait 5 "libvirtd $lpid did not die" -- not test -d "/proc/$lpid/fd" &&
+  assert_ra 0 "stop" "$L" stop CRM_meta_timeout=10000 &&
+  assert_lt "$RA_SECS" 10 "stop time" &&
+  assert_wait 2 "qemu $qpid still alive" -- not has_qemu "$L" &&
+  assert_match "cannot reach libvirt.*ended the hypervisor process $qpid" "$RA_REASON" "exit reason"
+libvirtd_restore
+assert_wait 10 "libvirtd back: virsh still lists $L" -- dom_is "$L" absent
+t_end
+
 t_begin "paused guest (virsh suspend): monitor and probe 0"
 assert_true "virsh suspend" -- virsh_ suspend "$P" >/dev/null &&
   assert_eq paused "$(dom_state "$P")" "virsh domstate" &&

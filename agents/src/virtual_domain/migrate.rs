@@ -395,6 +395,59 @@ mod tests {
         assert!(parse_options("--migrateuri").is_err());
     }
 
+    fn ctx(pairs: &[(&str, &str)]) -> Context {
+        let env = ocf_common::OcfEnv::from_pairs(pairs.iter().map(|(k, v)| (*k, *v)));
+        let params = ocf_common::Params::parse(&super::super::DESCRIPTION, &env);
+        let deadline = ocf_common::Deadline::new(Instant::now(), Duration::from_secs(20));
+        Context::new(ocf_common::Action::ValidateAll, env, params, deadline)
+    }
+
+    #[test]
+    fn uris_from_the_parameters() {
+        let c = ctx(&[
+            ("OCF_RESKEY_migration_transport", "tcp"),
+            ("OCF_RESKEY_migration_user", "root"),
+            ("OCF_RESKEY_migration_network_suffix", "-mig"),
+            ("OCF_RESKEY_migrateport", "49201"),
+            ("OCF_RESKEY_CRM_meta_migrate_target", "node2.example.com"),
+        ]);
+        assert_eq!(
+            remote_uri(&c, "qemu:///system", "node2.example.com"),
+            "qemu+tcp://root@node2-mig.example.com/system"
+        );
+        assert_eq!(
+            planned_uris(&c, "qemu:///system").unwrap(),
+            (
+                "qemu+tcp://root@node2-mig.example.com/system".to_string(),
+                Some("tcp:node2-mig.example.com:49201".to_string())
+            )
+        );
+        // without a target (validate-all outside a migration): %n, and the port range
+        let c = ctx(&[("OCF_RESKEY_migration_network_suffix", "-mig")]);
+        let (remote, data) = planned_uris(&c, "qemu+ssh://a:2222/system").unwrap();
+        assert_eq!(remote, "qemu://%n-mig:2222/system");
+        assert_eq!(data.unwrap(), "tcp:%n-mig:<random port in 49152-49215>");
+        let port = migrate_uri(&c, "qemu:///system", "b", &MigrateOptions::default()).unwrap();
+        let port: u32 = port.strip_prefix("tcp:b-mig:").unwrap().parse().unwrap();
+        assert!((49152..49216).contains(&port));
+        // remoteuri and migrateuri win, with %n
+        let c = ctx(&[
+            ("OCF_RESKEY_remoteuri", "qemu+ssh://%n/system"),
+            ("OCF_RESKEY_migrateuri", "tcp://%n-data"),
+            ("OCF_RESKEY_migrate_options", "--migrateuri tcp://ignored"),
+            ("OCF_RESKEY_migration_network_suffix", "-mig"),
+        ]);
+        let opts = parse_options("--migrateuri tcp://ignored").unwrap();
+        assert_eq!(remote_uri(&c, "qemu:///system", "b"), "qemu+ssh://b/system");
+        assert_eq!(
+            migrate_uri(&c, "qemu:///system", "b", &opts).as_deref(),
+            Some("tcp://b-data")
+        );
+        // no suffix, no migrateuri: libvirt chooses
+        let c = ctx(&[("OCF_RESKEY_migration_transport", "tcp")]);
+        assert_eq!(planned_uris(&c, "qemu:///system").unwrap().1, None);
+    }
+
     #[test]
     fn suffix_goes_after_the_first_label() {
         assert_eq!(

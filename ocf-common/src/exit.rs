@@ -154,7 +154,9 @@ pub fn one_line(text: &str) -> String {
     out
 }
 
-/// The exit-reason line as Pacemaker reads it from stderr.
+/// The exit-reason line as Pacemaker reads it from stderr. Pacemaker 2.1's executor keeps
+/// only the first 128 characters of the reason (services_linux.c; the whole text still
+/// goes to the log): agents word their reasons with what matters first.
 pub fn exit_reason_line(prefix: Option<&str>, reason: &str) -> String {
     format!(
         "{}{}",

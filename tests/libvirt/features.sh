@@ -110,7 +110,8 @@ assert_eq 0 "$RA_RC" "stop before the start" &&
   assert_ra 1 "start" "$S" start CRM_meta_timeout=6000 "monitor_scripts=$T_TMP/fail.sh" &&
   t_note "start with a failing monitor script took ${RA_SECS}s (timeout 6 s)" &&
   assert_lt "$RA_SECS" 6 "start time" &&
-  assert_match 'guest says no' "$RA_REASON" "exit reason"
+  assert_match '^start timed out: monitor_scripts: .*fail\.sh exited 1: guest says no$' "$RA_REASON" "exit reason" &&
+  assert_lt "${#RA_REASON}" 129 "length of the exit reason (Pacemaker keeps 128 characters)"
 t_end
 ra "$S" stop force_stop=true
 

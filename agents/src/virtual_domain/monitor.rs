@@ -135,18 +135,21 @@ pub fn wait_until_healthy(
     until: Instant,
     what: &str,
 ) -> OcfResult {
-    let mut last: String;
+    let mut last = String::new();
     loop {
-        match full_check(res, hv, id, until) {
+        let why = match full_check(res, hv, id, until) {
             Ok(ExitCode::Success) => return Ok(ExitCode::Success),
-            Ok(code) => last = format!("domain {} is not running ({})", id.name, code.name()),
-            Err(Failure::Ocf(e)) => last = e.reason().to_string(),
-            Err(Failure::Libvirt(e)) => last = e.to_string(),
+            Ok(code) => format!("domain {} is not running ({})", id.name, code.name()),
+            Err(Failure::Ocf(e)) => e.reason().to_string(),
+            Err(Failure::Libvirt(e)) => e.to_string(),
+        };
+        // A check cut short by the deadline says less than the last complete one
+        // (a failing monitor script would be reported as merely "did not finish").
+        if last.is_empty() || Instant::now() < until {
+            last = why;
         }
         if Instant::now() + Duration::from_millis(200) >= until {
-            return Err(OcfError::generic(format!(
-                "{what}: the domain did not pass its monitor in time: {last}"
-            )));
+            return Err(OcfError::generic(format!("{what} timed out: {last}")));
         }
         std::thread::sleep(Duration::from_millis(200));
     }

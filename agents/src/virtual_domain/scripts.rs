@@ -27,7 +27,7 @@ fn run_one(script: &str, domain: &str, until: Instant) -> Result<(), OcfError> {
         .spawn()
         .map_err(|e| {
             OcfError::generic(format!(
-                "Monitor command \"{script}\" for domain {domain} could not run: {e}"
+                "monitor_scripts: cannot run {script} (domain {domain}): {e}"
             ))
         })?;
     let pid = child.id() as i32;
@@ -37,7 +37,7 @@ fn run_one(script: &str, domain: &str, until: Instant) -> Result<(), OcfError> {
     });
     let output = match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
         Ok(out) => {
-            out.map_err(|e| OcfError::generic(format!("Monitor command \"{script}\" failed: {e}")))?
+            out.map_err(|e| OcfError::generic(format!("monitor_scripts: {script} failed: {e}")))?
         }
         Err(_) => {
             // Kill the script and whatever it started (its own process group).
@@ -46,7 +46,7 @@ fn run_one(script: &str, domain: &str, until: Instant) -> Result<(), OcfError> {
                 nix::sys::signal::Signal::SIGKILL,
             );
             return Err(OcfError::generic(format!(
-                "Monitor command \"{script}\" for domain {domain} did not finish within the operation timeout"
+                "monitor_scripts: {script} did not finish within the operation timeout (domain {domain})"
             )));
         }
     };
@@ -61,7 +61,7 @@ fn run_one(script: &str, domain: &str, until: Instant) -> Result<(), OcfError> {
         .map(|c| c.to_string())
         .unwrap_or_else(|| "a signal".into());
     Err(OcfError::generic(format!(
-        "Monitor command \"{script}\" for domain {domain} returned {rc} with output: {}",
+        "monitor_scripts: {script} exited {rc}: {}",
         text.trim()
     )))
 }
@@ -76,12 +76,9 @@ mod tests {
         let soon = Instant::now() + Duration::from_secs(5);
         run_all("/bin/true /bin/true", "d", soon).unwrap();
         let e = run_all("/bin/true /bin/false", "d", soon).unwrap_err();
-        assert_eq!(
-            e.reason(),
-            "Monitor command \"/bin/false\" for domain d returned 1 with output:"
-        );
+        assert_eq!(e.reason(), "monitor_scripts: /bin/false exited 1:");
         let e = run_all("/nonexistent-script", "d", soon).unwrap_err();
-        assert!(e.reason().contains("could not run"), "{}", e.reason());
+        assert!(e.reason().contains("cannot run"), "{}", e.reason());
         let dir = tempfile::tempdir().unwrap();
         let hang = dir.path().join("hang");
         std::fs::write(&hang, "#!/bin/sh\necho partial\nsleep 30\n").unwrap();
@@ -106,8 +103,7 @@ mod tests {
             .unwrap();
         let e = run_all(out.to_str().unwrap(), "d", soon).unwrap_err();
         assert!(
-            e.reason()
-                .ends_with("returned 3 with output: guest not ready"),
+            e.reason().ends_with("exited 3: guest not ready"),
             "{}",
             e.reason()
         );

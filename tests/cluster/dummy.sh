@@ -66,11 +66,12 @@ t_note "recovered $(t_elapsed) s after the state file was removed"
 t_end
 
 t_begin "pcs resource cleanup FAKE1: failcount 0, no failed action"
-no_failed_action() { ! crm_mon -1 | grep -q 'FAKE1 .*monitor'; }
+no_failed_action() { ! grep -q 'FAKE1 .*monitor' <<<"$(crm_mon -1)"; }
 assert_rc 0 "pcs resource cleanup FAKE1" -- pcs resource cleanup FAKE1 &&
   { wait_until 10 failcount_is 0 FAKE1 || t_fail "failcount of FAKE1 still $(failcount FAKE1) 10s after cleanup"; } &&
   assert_wait 10 "crm_mon -1 still shows a failed FAKE1 action" -- no_failed_action &&
-  assert_true "FAKE1 not Started after cleanup" -- rsc_is_started FAKE1 &&
+  # The cleanup makes the cluster probe FAKE1 again: Started once that probe is in.
+  assert_wait 10 "FAKE1 not Started after cleanup" -- rsc_is_started FAKE1 &&
   assert_true "FAKE1 state file gone after cleanup" -- exists "$sf"
 t_end
 

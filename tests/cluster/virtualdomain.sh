@@ -52,7 +52,7 @@ log_has() { grep -q -- "$2" <<<"$(log_since "$1")"; } # (not a pipe: see pipefai
 
 utilization() { crm_resource -r "$RSC" -z -g "$1" -Q 2>/dev/null; }
 utilization_is() { [[ $(utilization "$1") == "$2" ]]; }
-no_failed_action() { ! crm_mon -1 | grep -q "$RSC .*monitor on"; }
+no_failed_action() { ! grep -q "$RSC .*monitor on" <<<"$(crm_mon -1)"; }
 vm_up() { rsc_is_started "$RSC" && vm_running; }            # cluster and libvirt agree
 
 create_vm() {

@@ -229,7 +229,8 @@ restored from on the next start, instead of a shutdown and a boot.",
                 "Backing image for a qcow2 overlay",
                 "Disk image used as the backing file of a qcow2 overlay placed next to the config \
 file (its name with .qcow2 instead of its extension). The overlay is created when missing (or \
-on every start with stateless) and the domain is defined persistently.",
+on every start with stateless) and the domain is defined persistently; a live migration keeps \
+it defined on the target and undefines it here (the overlay must be on shared storage).",
             ),
             "",
         ),

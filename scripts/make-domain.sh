@@ -14,11 +14,12 @@
 #                      build/guest under the repo root)
 #   --console FILE     serial console log (default /var/log/ocf-rs-guests/NAME.console, appended)
 #
-# Domain type: TCG (<domain type='qemu'>) unless OCF_RS_VIRT_TYPE=kvm. OCF_RS_VIRT_TYPE=auto boots
-# the guest once with qemu -enable-kvm (no libvirt) and uses kvm only if it prints GUEST-READY
-# within OCF_RS_KVM_PROBE_TIMEOUT seconds (default 10); the answer is cached in
-# /run/ocf-rs-libvirt/kvm-works. The nested kvm-pvm /dev/kvm of the dev machines boots no stock
-# kernel, hence the TCG default.
+# Domain type: KVM where it really works, TCG (<domain type='qemu'>) otherwise. With
+# OCF_RS_VIRT_TYPE=auto (the default) the guest is booted once with qemu -enable-kvm (no libvirt)
+# and kvm is used only if it prints GUEST-READY within OCF_RS_KVM_PROBE_TIMEOUT seconds (default
+# 10); the answer is cached in /run/ocf-rs-libvirt/kvm-works (until the next boot). The nested
+# kvm-pvm /dev/kvm of the dev machines reports KVM but boots no stock kernel: the probe gives TCG
+# there. OCF_RS_VIRT_TYPE=qemu or kvm forces the choice.
 set -euo pipefail
 
 SCRIPT=$(readlink -f "${BASH_SOURCE[0]}")
@@ -74,7 +75,7 @@ kvm_probe() { # boots the guest once under qemu -enable-kvm; true if it gets to 
   [[ -c /dev/kvm && -w /dev/kvm ]] || return 1
   command -v qemu-system-x86_64 >/dev/null 2>&1 || return 1
   out=$(mktemp)
-  qemu-system-x86_64 -machine pc,accel=kvm -m 96 -nodefaults -nographic -no-reboot \
+  qemu-system-x86_64 -machine pc,accel=kvm -m "$MEMORY" -nodefaults -nographic -no-reboot \
     -kernel "$KERNEL" -initrd "$INITRD" -append "console=ttyS0 panic=-1 quiet" \
     -serial "file:$out" -monitor none </dev/null >/dev/null 2>&1 &
   pid=$!
@@ -90,7 +91,7 @@ kvm_probe() { # boots the guest once under qemu -enable-kvm; true if it gets to 
   return $ok
 }
 
-VIRT_TYPE=${OCF_RS_VIRT_TYPE:-qemu}
+VIRT_TYPE=${OCF_RS_VIRT_TYPE:-auto}
 case $VIRT_TYPE in
   qemu | tcg) VIRT_TYPE=qemu ;;
   kvm) ;;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Writes a libvirt domain XML for the guest-node image of scripts/build-remote-guest.sh:
-# the domain of scripts/make-domain.sh (TCG unless OCF_RS_VIRT_TYPE says otherwise, direct
+# the domain of scripts/make-domain.sh (KVM where it really works, else TCG; direct
 # kernel boot, serial console to a file) plus a NIC on qemu's own user networking.
 #
 #   scripts/make-remote-domain.sh NAME OUTFILE [--addr A] [--port P] [--cmd-port C]

@@ -49,29 +49,14 @@ declare -A VETH=([ocfa]=vocfa0 [ocfb]=vocfb0)
 
 log() { printf 'libvirt-hosts.sh: %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
-now_ms() { local s; s=$(date +%s%N); echo $((s / 1000000)); }
+# shellcheck source=scripts/lib-proc.sh
+source "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/lib-proc.sh"
 
 known_host() { [[ -n ${ADDR[$1]:-} ]] || die "unknown host '$1' (ocfa or ocfb)"; }
 netns() { echo "ocf-rs-$1"; }
 dir() { echo "$BASE/$1"; }
 sock() { echo "$BASE/$1/run/libvirt/libvirt-sock"; }
 uri() { echo "qemu+unix:///system?socket=$(sock "$1")"; }
-
-alive() { # PID: exists and is not a zombie
-  local st
-  [[ -n ${1:-} ]] && kill -0 "$1" 2>/dev/null || return 1
-  st=$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "/proc/$1/status" 2>/dev/null) || return 1
-  [[ -n $st && $st != Z && $st != X ]]
-}
-
-read_pid() { # FILE [COMM]: pid in FILE if alive (and its comm is COMM)
-  local pid
-  [[ -s $1 ]] || return 1
-  pid=$(tr -dc '0-9' <"$1")
-  alive "$pid" || return 1
-  if [[ -n ${2:-} ]]; then [[ $(cat "/proc/$pid/comm" 2>/dev/null) == "$2" ]] || return 1; fi
-  echo "$pid"
-}
 
 keeper_pid() { read_pid "$(dir "$1")/keeper.pid" sleep; }
 
@@ -237,21 +222,6 @@ do_up() {
   log "up in $(($(now_ms) - t0)) ms"
   for h in "${hosts[@]}"; do
     printf '%s %s qemu+tcp://%s/system\n' "$h" "$(uri "$h")" "$h"
-  done
-}
-
-stop_pid() { # PID NAME: SIGTERM, bounded wait, SIGKILL
-  local pid=$1 name=$2 deadline
-  alive "$pid" || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  deadline=$(($(now_ms) + TIMEOUT * 1000))
-  while alive "$pid"; do
-    if (($(now_ms) >= deadline)); then
-      log "$name (pid $pid) ignored SIGTERM for ${TIMEOUT}s: SIGKILL"
-      kill -KILL "$pid" 2>/dev/null || true
-      break
-    fi
-    sleep 0.05
   done
 }
 

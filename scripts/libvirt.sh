@@ -36,24 +36,8 @@ VIRTLOGD_PIDFILE=$RUN_DIR/virtlogd.pid   # written by virtlogd itself
 
 log() { printf 'libvirt.sh: %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
-
-now_ms() { local s; s=$(date +%s%N); echo $((s / 1000000)); }
-
-read_pid() { # FILE -> pid on stdout if the file names a live process
-  local f=$1 pid
-  [[ -s $f ]] || return 1
-  pid=$(tr -dc '0-9' <"$f")
-  [[ -n $pid ]] && alive "$pid" || return 1
-  echo "$pid"
-}
-
-alive() { # PID: running and not a zombie (orphans here are reaped by PID 1 only about once a
-  # second, so a stopped daemon may linger as a zombie; it holds nothing any more)
-  local st
-  kill -0 "$1" 2>/dev/null || return 1
-  st=$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "/proc/$1/status" 2>/dev/null) || return 1
-  [[ -n $st && $st != Z && $st != X ]]
-}
+# shellcheck source=scripts/lib-proc.sh
+source "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/lib-proc.sh"
 
 pid_is() { # PID NAME: true if /proc/PID/comm is NAME (guards against pid reuse)
   [[ -r /proc/$1/comm ]] && [[ $(cat "/proc/$1/comm" 2>/dev/null) == "$2" ]]
@@ -160,22 +144,6 @@ do_start() {
   start_virtlogd
   start_libvirtd
   log "running ($URI answered after $(($(now_ms) - t0)) ms)"
-}
-
-stop_pid() { # PID NAME: SIGTERM, bounded wait, SIGKILL
-  local pid=$1 name=$2 deadline
-  alive "$pid" || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  deadline=$(($(now_ms) + TIMEOUT * 1000))
-  while alive "$pid"; do
-    if (($(now_ms) >= deadline)); then
-      log "$name (pid $pid) ignored SIGTERM for ${TIMEOUT}s: SIGKILL"
-      kill -KILL "$pid" 2>/dev/null || true
-      sleep 0.1
-      break
-    fi
-    sleep 0.05
-  done
 }
 
 qemu_pids() { # pids of qemu processes libvirt started (from its pid files)

@@ -1,27 +1,43 @@
 # shellcheck shell=bash
-# Tiny test library, sourced by every tests/<layer>/*.sh file.
+# Tiny test library, sourced by every tests/<layer>/*.sh file. It fails closed.
 #
-# A test case:
+# A test case, one command per line:
 #   t_begin "monitor fails when the state file is gone"
-#   assert_eq 1 "$(failcount FAKE1)" "failcount" || true
-#   t_end                         # "ok - NAME" unless an assertion failed
+#   rm "$state"                              # setup: must succeed
+#   assert_ra 7 "monitor after rm" FAKE1 monitor
+#   t_end
+#
+# A case passes only when
+#   - at least one assertion (assert_*) ran in it: t_end fails it with "no assertion ran"
+#     otherwise;
+#   - no assertion failed (the first failure decides the reason; later assertions of the
+#     case return 1 without running);
+#   - every other command at the case's own level succeeded: an ERR trap fails the case
+#     with the command, its status and its line. A command that may fail says so
+#     (`cmd || true`, or an `if`). Bash does not report a failure inside an `a && b`
+#     list except in its last command, so cases never chain commands with `&&`
+#     (tests/harness/selftest.sh checks every test file for that).
+# A command that fails outside any case (file set-up) is reported as a failed case of
+# its own ("set-up command failed at FILE:LINE").
+# t_skip REASON closes a case as skipped; a skip without a reason is a failure.
 #
 # Each case prints exactly one TAP-like line: "ok - NAME", "not ok - NAME: REASON"
-# or "ok - NAME # SKIP REASON", and appends "pass|fail|skip<TAB>FILE<TAB>NAME" to
-# $T_RESULTS (set by tests/run.sh; a private file when a test file runs alone).
-# The first failed assertion decides the verdict and closes the case; later
-# assertions of that case return 1 without running, so `a && b && c` and
-# `a || true; b || true` both report the first reason only.
+# or "ok - NAME # SKIP REASON", and appends "pass|fail|skip<TAB>FILE<TAB>NAME[<TAB>REASON]"
+# to $T_RESULTS (set by tests/run.sh; a private file when a test file runs alone).
 # Files exit 1 if any of their cases failed, 0 otherwise.
 
-set -u -o pipefail
+set -u -o pipefail -o errtrace # errtrace: the ERR trap also covers cases written in functions
 
 T_FILE=${T_FILE:-${0##*/}}
 T_REPO=${T_REPO:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 T_RESULTS=${T_RESULTS:-}
-T_NAME=""      # the open case, "" when none
-T_OPEN=0       # 1 while a case awaits its verdict
+T_NAME=""      # the current case, "" when none
+T_OPEN=0       # 1 while the current case awaits its verdict
+T_INCASE=0     # 1 from t_begin to t_end (also after the verdict, e.g. a failed assertion)
+T_NASSERT=0    # assertions run in the current case
+T_DEPTH=0      # function depth of the current case's own commands
 T_NFAIL=0      # failures in this file
+T_EXITING=0    # 1 once the file is exiting (cleanups may fail quietly)
 T_CLEANUPS=()  # commands run at exit, last registered first
 
 if [[ -z $T_RESULTS ]]; then
@@ -36,8 +52,9 @@ T_TMP=$(mktemp -d /tmp/ocf-rs-test.XXXXXX)
 
 t_note() { printf '# %s\n' "$*"; }
 
-_t_record() { # VERDICT
-  printf '%s\t%s\t%s\n' "$1" "$T_FILE" "$T_NAME" >>"$T_RESULTS"
+_t_record() { # VERDICT [REASON]
+  local reason=${2:-}
+  printf '%s\t%s\t%s\t%s\n' "$1" "$T_FILE" "$T_NAME" "${reason//$'\t'/ }" >>"$T_RESULTS"
 }
 
 t_begin() {
@@ -46,37 +63,78 @@ t_begin() {
   fi
   T_NAME=$1
   T_OPEN=1
+  T_INCASE=1
+  T_NASSERT=0
+  T_DEPTH=$((${#FUNCNAME[@]} - 1))
   T_CASE_START=$EPOCHREALTIME
 }
 
-t_pass() {
-  ((T_OPEN)) || return 0
-  printf 'ok - %s\n' "$T_NAME"
-  _t_record pass
-  T_OPEN=0
-}
+# t_assertion: counts one assertion of the open case (every assert_* calls it; so must a
+# test file's own assertion helpers).
+t_assertion() { ((T_OPEN)) && T_NASSERT=$((T_NASSERT + 1)); return 0; }
 
-# t_fail REASON: closes the open case as failed. Returns 1 so it can end an && chain.
+# t_fail REASON: closes the open case as failed. Returns 1 so it can end an || list.
 t_fail() {
   ((T_OPEN)) || return 1
   local reason=${1:-failed}
   reason=${reason//$'\n'/ | }
   printf 'not ok - %s: %s\n' "$T_NAME" "$reason"
-  _t_record fail
+  _t_record fail "$reason"
   T_OPEN=0
   T_NFAIL=$((T_NFAIL + 1))
   return 1
 }
 
+# t_skip REASON: closes the open case as skipped; the reason is required.
 t_skip() {
   ((T_OPEN)) || return 0
-  printf 'ok - %s # SKIP %s\n' "$T_NAME" "${1:-}"
-  _t_record skip
+  local reason=${1:-}
+  if [[ -z ${reason//[[:space:]]/} ]]; then
+    t_fail "skipped without a reason"
+    return 0
+  fi
+  reason=${reason//$'\n'/ | }
+  printf 'ok - %s # SKIP %s\n' "$T_NAME" "$reason"
+  _t_record skip "$reason"
   T_OPEN=0
 }
 
-# t_end: passes the open case unless an assertion already failed it.
-t_end() { t_pass; }
+# t_end: the verdict of the open case: pass unless it failed, or ran no assertion.
+t_end() {
+  T_INCASE=0
+  ((T_OPEN)) || return 0
+  if ((T_NASSERT == 0)); then
+    t_fail "no assertion ran"
+    return 0
+  fi
+  printf 'ok - %s\n' "$T_NAME"
+  _t_record pass
+  T_OPEN=0
+}
+
+# The ERR trap: a command that failed at the level of the case's own commands fails the
+# case (helpers' inner commands are judged by their status at the call site; command
+# substitutions and subshells by theirs, in the parent). Outside a case, a failing set-up
+# command at the file's top level is a failed case of its own.
+_t_on_err() { # STATUS LINE COMMAND
+  local rc=$1 line=$2 cmd=$3 depth=$((${#FUNCNAME[@]} - 1)) i
+  ((T_EXITING)) && return 0
+  ((BASH_SUBSHELL == 0)) || return 0
+  cmd=$(_t_short "$cmd")
+  if ((T_INCASE)); then
+    ((T_OPEN)) || return 0 # the case already has its verdict
+    ((depth == T_DEPTH)) || return 0
+    t_fail "command failed (rc $rc) at ${BASH_SOURCE[1]##*/}:$line: $cmd"
+    return 0
+  fi
+  for ((i = 1; i < ${#FUNCNAME[@]}; i++)); do
+    [[ ${FUNCNAME[i]} == source || ${FUNCNAME[i]} == main ]] || return 0
+  done
+  T_NAME="set-up command failed at ${BASH_SOURCE[1]##*/}:$line"
+  T_OPEN=1
+  t_fail "rc $rc: $cmd"
+}
+trap '_t_on_err "$?" "$LINENO" "$BASH_COMMAND"' ERR
 
 # Seconds since t_begin, e.g. for notes about timings.
 t_elapsed() { awk -v a="$T_CASE_START" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }'; }
@@ -86,6 +144,7 @@ t_on_exit() { T_CLEANUPS+=("$(printf '%q ' "$@")"); }
 
 _t_exit() {
   local rc=$? i
+  T_EXITING=1
   for ((i = ${#T_CLEANUPS[@]} - 1; i >= 0; i--)); do
     eval "${T_CLEANUPS[i]}" || true
   done
@@ -111,18 +170,21 @@ _t_short() { # TEXT -> at most 300 characters on one line
 
 assert_eq() { # EXPECTED ACTUAL MSG
   ((T_OPEN)) || return 1
+  t_assertion
   [[ $1 == "$2" ]] && return 0
   t_fail "${3:-assert_eq}: expected '$(_t_short "$1")', got '$(_t_short "$2")'"
 }
 
 assert_match() { # REGEX TEXT MSG   (bash ERE)
   ((T_OPEN)) || return 1
+  t_assertion
   [[ $2 =~ $1 ]] && return 0
   t_fail "${3:-assert_match}: /$1/ not found in '$(_t_short "$2")'"
 }
 
 assert_no_match() { # REGEX TEXT MSG
   ((T_OPEN)) || return 1
+  t_assertion
   [[ $2 =~ $1 ]] || return 0
   t_fail "${3:-assert_no_match}: /$1/ unexpectedly matched '$(_t_short "${BASH_REMATCH[0]}")'"
 }
@@ -135,6 +197,7 @@ assert_rc() {
   shift 2
   [[ ${1:-} == -- ]] && shift
   ((T_OPEN)) || return 1
+  t_assertion
   T_OUT=$("$@" 2>&1)
   T_RC=$?
   [[ $T_RC == "$expected" ]] && return 0
@@ -147,6 +210,7 @@ assert_true() {
   shift
   [[ ${1:-} == -- ]] && shift
   ((T_OPEN)) || return 1
+  t_assertion
   "$@" && return 0
   t_fail "$msg"
 }
@@ -157,6 +221,7 @@ assert_wait() {
   shift 2
   [[ ${1:-} == -- ]] && shift
   ((T_OPEN)) || return 1
+  t_assertion
   wait_until "$timeout" "$@" && return 0
   t_fail "$msg (not within ${timeout}s)"
 }

@@ -17,8 +17,9 @@
 # namespaces (scripts/libvirt-hosts.sh), which are taken down after the layer
 # and at exit, also when a file was killed before it could clean up.
 #
-# Ends with one line "N passed, N failed, N skipped"; exits 1 if anything
-# failed or if no test ran at all.
+# A layer fails when it ran no case, or skipped every case it ran (a layer that is
+# asked for must prove something); the reasons of all skips are listed at the end.
+# Ends with one line "N passed, N failed, N skipped"; exits 1 if anything failed.
 set -u -o pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -47,9 +48,10 @@ LIBVIRT_OURS=0
 note() { printf '# %s\n' "$*"; }
 elapsed() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }'; }
 count() { grep -c "^$1"$'\t' "$RESULTS"; } # pass|fail|skip
+count_layer() { grep -cE "^$1"$'\t'"$2(/|"$'\t'")" "$RESULTS"; } # pass|fail|skip LAYER
 record_fail() { # FILE NAME REASON
   printf 'not ok - %s: %s\n' "$2" "$3"
-  printf 'fail\t%s\t%s\n' "$1" "$2" >>"$RESULTS"
+  printf 'fail\t%s\t%s\t%s\n' "$1" "$2" "$3" >>"$RESULTS"
 }
 
 cluster_start() {
@@ -142,7 +144,7 @@ T0=$EPOCHREALTIME
 for layer in "$@"; do
   files=("$TESTS/$layer"/*.sh)
   [[ -e ${files[0]} ]] || {
-    note "layer $layer has no test files"
+    record_fail "$layer" "layer $layer" "no test files in $TESTS/$layer"
     continue
   }
   fails_before=$(count fail)
@@ -175,11 +177,20 @@ for layer in "$@"; do
     cluster_stop
   fi
   [[ $layer == migration ]] && hosts_down
+  passed=$(count_layer pass "$layer")
+  skipped=$(count_layer skip "$layer")
+  if (($(count_layer fail "$layer") == 0 && passed == 0)); then
+    record_fail "$layer" "layer $layer" "no case passed ($skipped skipped): a layer that runs must prove something"
+  fi
 done
 
 passed=$(count pass)
 failed=$(count fail)
 skipped=$(count skip)
+if ((skipped > 0)); then
+  note "skipped cases and their reasons:"
+  awk -F'\t' '$1 == "skip" { printf "#   %s: %s: %s\n", $2, $3, $4 }' "$RESULTS"
+fi
 note "total time $(elapsed "$T0") s"
 echo "$passed passed, $failed failed, $skipped skipped"
-((failed == 0 && passed + skipped > 0))
+((failed == 0 && passed > 0))

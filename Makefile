@@ -38,9 +38,11 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
-# Unit and library tests, plus the agents run as processes (no daemons needed).
+# Unit and library tests, plus the agents run as processes (no daemons needed), and the
+# self-test of the shell test harness (it must fail closed).
 test-unit:
 	$(CARGO) test --workspace --locked
+	tests/selftest.sh
 
 # ocf-tester, crm_resource and pcs against the installed agents.
 test-conformance: install

@@ -10,15 +10,24 @@ AGENT=${OCF_ROOT:-/usr/lib/ocf}/resource.d/rust/Dummy
 JOURNALD=/lib/systemd/systemd-journald
 
 # Runs inside the namespace: start journald, run the agent, dump the records as JSON.
+# Returns non-zero when the namespace could not be set up as described (so journald never
+# runs on the machine's own /run/systemd); $tmp/socket says what the agent found.
 inner() {
   set -u
   local tmp=$1 mode=$2
-  mount -t tmpfs tmpfs /run/systemd
-  mount -t tmpfs tmpfs /run/log
-  mkdir -p /run/systemd/journal
+  mount -t tmpfs tmpfs /run/systemd || return 1
+  mount -t tmpfs tmpfs /run/log || return 1
+  mkdir -p /run/systemd/journal || return 1
   if [[ $mode == stale ]]; then
     # A socket file nobody listens on, as a crashed journald leaves behind.
-    python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.bind(sys.argv[1])' /run/systemd/journal/socket
+    python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.bind(sys.argv[1])' /run/systemd/journal/socket || return 1
+    if python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.connect(sys.argv[1])' /run/systemd/journal/socket 2>/dev/null; then
+      echo "socket=answers" >"$tmp/socket"
+    elif [[ -S /run/systemd/journal/socket ]]; then
+      echo "socket=stale" >"$tmp/socket"
+    else
+      echo "socket=none" >"$tmp/socket"
+    fi
   else
     "$JOURNALD" </dev/null >"$tmp/journald.out" 2>&1 &
     local jpid=$! i
@@ -26,6 +35,7 @@ inner() {
       [[ -S /run/systemd/journal/socket ]] && break
       sleep 0.05
     done
+    if [[ -S /run/systemd/journal/socket ]]; then echo "socket=journald" >"$tmp/socket"; else echo "socket=none" >"$tmp/socket"; fi
   fi
   local env=(OCF_RESOURCE_INSTANCE=jt1 "OCF_RESKEY_state=$tmp/jt1.state" OCF_RESKEY_CRM_meta_timeout=20000)
   env "${env[@]}" "$AGENT" start 2>"$tmp/start.err"
@@ -47,29 +57,30 @@ run_in_namespace() { # MODE
 }
 
 t_begin "records reach a running journald with identifier, priority, instance and action"
-if ! [[ -x $JOURNALD ]] || ! command -v journalctl >/dev/null; then
-  t_fail "systemd-journald/journalctl missing (Debian package systemd)"
-else
-  run_in_namespace live
-  d=$T_TMP/live
-  assert_eq $'start=0\nmonitor=1' "$(cat "$d/rc")" "agent exit codes" &&
-    assert_true "no records: $(cat "$d/journalctl.err" "$d/journald.out" 2>/dev/null)" -- test -s "$d/journal.json" &&
-    assert_match '"MESSAGE":"start finished: OCF_SUCCESS' "$(cat "$d/journal.json")" "start record" &&
-    assert_match '"MESSAGE":"hyperdrive quota reached"' "$(cat "$d/journal.json")" "failure record" &&
-    assert_match '"OCF_RESOURCE_INSTANCE":"jt1"' "$(grep 'hyperdrive' "$d/journal.json")" "instance field" &&
-    assert_match '"OCF_ACTION":"monitor"' "$(grep 'hyperdrive' "$d/journal.json")" "action field" &&
-    assert_match '"PRIORITY":"3"' "$(grep 'hyperdrive' "$d/journal.json")" "error priority" &&
-    assert_eq "" "$(grep -v '^ocf-exit-reason:' "$d/monitor.err")" "nothing but the exit reason on stderr" &&
-    assert_eq "ocf-exit-reason:hyperdrive quota reached" "$(cat "$d/monitor.err")" "exit reason on stderr"
-fi
+assert_true "systemd-journald missing (Debian package systemd)" -- test -x "$JOURNALD"
+assert_true "journalctl missing (Debian package systemd)" -- test -x "$(command -v journalctl)"
+d=$T_TMP/live
+assert_rc 0 "journald in a private mount namespace" -- run_in_namespace live
+assert_eq "socket=journald" "$(cat "$d/socket" 2>&1)" "journald's socket in the namespace: $(cat "$d/journald.out" 2>/dev/null)"
+assert_eq $'start=0\nmonitor=1' "$(cat "$d/rc" 2>&1)" "agent exit codes"
+assert_true "no records: $(cat "$d/journalctl.err" "$d/journald.out" 2>/dev/null)" -- test -s "$d/journal.json"
+records=$(cat "$d/journal.json" 2>/dev/null || true)
+failure=$(grep 'hyperdrive' <<<"$records" || true)
+assert_match '"MESSAGE":"start finished: OCF_SUCCESS' "$records" "start record"
+assert_match '"MESSAGE":"hyperdrive quota reached"' "$failure" "failure record"
+assert_match '"SYSLOG_IDENTIFIER":"Dummy"' "$failure" "identifier field"
+assert_match '"OCF_RESOURCE_INSTANCE":"jt1"' "$failure" "instance field"
+assert_match '"OCF_ACTION":"monitor"' "$failure" "action field"
+assert_match '"PRIORITY":"3"' "$failure" "error priority"
+assert_eq "ocf-exit-reason:hyperdrive quota reached" "$(cat "$d/monitor.err" 2>&1)" "stderr: the exit reason and nothing else"
 t_end
 
 t_begin "with a stale journal socket the agent logs to stderr"
-run_in_namespace stale
 d=$T_TMP/stale
-assert_eq $'start=0\nmonitor=1' "$(cat "$d/rc")" "agent exit codes" &&
-  assert_match 'INFO .*start finished: OCF_SUCCESS' "$(cat "$d/start.err")" "start logged on stderr" &&
-  assert_match 'ERROR .*instance=jt1 action="monitor".*hyperdrive quota reached' "$(cat "$d/monitor.err")" "failure logged on stderr" &&
-  assert_eq "ocf-exit-reason:hyperdrive quota reached" "$(grep '^ocf-exit-reason:' "$d/monitor.err")" "exactly one exit reason"
+assert_rc 0 "a stale journal socket in a private mount namespace" -- run_in_namespace stale
+assert_eq "socket=stale" "$(cat "$d/socket" 2>&1)" "the journal socket is there and refuses connections"
+assert_eq $'start=0\nmonitor=1' "$(cat "$d/rc" 2>&1)" "agent exit codes"
+assert_match 'INFO .*start finished: OCF_SUCCESS' "$(cat "$d/start.err" 2>&1)" "start logged on stderr"
+assert_match 'ERROR .*instance=jt1 action="monitor".*hyperdrive quota reached' "$(cat "$d/monitor.err" 2>&1)" "failure logged on stderr"
+assert_eq "ocf-exit-reason:hyperdrive quota reached" "$(grep '^ocf-exit-reason:' "$d/monitor.err" 2>&1)" "exactly one exit reason"
 t_end
-

@@ -5,30 +5,40 @@
 source "$(dirname "${BASH_SOURCE[0]}")/lib-vm.sh"
 
 M=$(vm_name 1) # the running guest of the strace and migration checks
-T=$(vm_name 2) # ocf-tester's
+T=$(vm_name 2) # ocf-tester's; never started before ocf-tester
 vm_make "$M"
 vm_make "$T"
-ra "$M" start # boots while validate-all is checked
+UNREACHABLE='qemu:///system?socket=/nonexistent'
+
+# $M boots while validate-all is checked.
+t_begin "start of the guest of the monitor and migration checks: 0, running"
+assert_ra 0 "start $M" "$M" start
+assert_eq running "$(dom_state "$M")" "virsh domstate $M"
+assert_true "no qemu process of $M" -- vm_has_qemu "$M"
+t_end
 
 # ---- validate-all, OCF_CHECK_LEVEL 0: parameter values and combinations → 6 ----
-# bad_param NAME-IN-REASON KEY=VALUE...
+# bad_param NAME-IN-REASON KEY=VALUE...: validate-all 6, the exit reason names NAME-IN-REASON
 bad_param() {
   local want=$1
   shift
-  assert_ra 6 "validate-all $*" "$M" validate-all "$@" &&
-    assert_match "$want" "$RA_REASON" "exit reason for $*"
+  assert_ra 6 "validate-all $*" "$M" validate-all "$@" || return 1
+  assert_match "$want" "$RA_REASON" "exit reason for $*"
 }
 
 t_begin "validate-all level 0 accepts a valid configuration (and does not look at the host)"
-assert_ra 0 "validate-all" "$M" validate-all &&
-  assert_ra 0 "validate-all, config file missing" "$M" validate-all "config=$T_TMP/missing.xml"
+assert_ra 0 "validate-all" "$M" validate-all
+assert_ra 0 "validate-all, config file missing" "$M" validate-all "config=$T_TMP/missing.xml"
+assert_ra 0 "validate-all, libvirt unreachable" "$M" validate-all "hypervisor=$UNREACHABLE"
 t_end
 
 t_begin "validate-all level 0: force_stop with snapshot → 6"
-bad_param 'force_stop' force_stop=1 snapshot=/x && assert_match 'snapshot' "$RA_REASON" "exit reason"
+bad_param 'force_stop' force_stop=1 snapshot=/x
+assert_match 'snapshot' "$RA_REASON" "exit reason"
 t_end
 t_begin "validate-all level 0: stateless without backingfile → 6"
-bad_param 'stateless' stateless=1 && assert_match 'backingfile' "$RA_REASON" "exit reason"
+bad_param 'stateless' stateless=1
+assert_match 'backingfile' "$RA_REASON" "exit reason"
 t_end
 t_begin "validate-all level 0: migration_speed=abc (type) → 6"
 bad_param 'migration_speed' migration_speed=abc
@@ -40,7 +50,8 @@ t_begin "validate-all level 0: shutdown_mode=bogus → 6"
 bad_param 'shutdown_mode' shutdown_mode=bogus
 t_end
 t_begin "validate-all level 0: migrate_options=--bogus → 6"
-bad_param 'migrate_options' migrate_options=--bogus && assert_match -- '--bogus' "$RA_REASON" "exit reason"
+bad_param 'migrate_options' migrate_options=--bogus
+assert_match -- '--bogus' "$RA_REASON" "exit reason"
 t_end
 t_begin "validate-all level 0: migrateport=70000 → 6"
 bad_param 'migrateport' migrateport=70000
@@ -55,123 +66,146 @@ t_end
 # ---- validate-all, OCF_CHECK_LEVEL 10: this host ----
 t_begin "validate-all level 10: a valid configuration → 0"
 assert_ra 0 "validate-all" "$M" validate-all OCF_CHECK_LEVEL=10
+assert_eq "" "$RA_REASON" "exit reason"
 t_end
 
 t_begin "validate-all level 10: config file missing → 5"
-assert_ra 5 "validate-all" "$M" validate-all OCF_CHECK_LEVEL=10 "config=$T_TMP/missing.xml" &&
-  assert_match 'missing\.xml' "$RA_REASON" "exit reason"
+assert_ra 5 "validate-all" "$M" validate-all OCF_CHECK_LEVEL=10 "config=$T_TMP/missing.xml"
+assert_match 'missing\.xml' "$RA_REASON" "exit reason"
 t_end
 
 t_begin "validate-all level 10: copyindirs without virt-copy-in → 5 naming virt-copy-in"
-if command -v virt-copy-in >/dev/null 2>&1; then
+if have virt-copy-in; then
   t_skip "virt-copy-in is installed here"
 else
-  assert_ra 5 "validate-all" "$M" validate-all OCF_CHECK_LEVEL=10 "copyindirs=$T_TMP" &&
-    assert_match 'virt-copy-in' "$RA_REASON" "exit reason"
+  assert_ra 5 "validate-all" "$M" validate-all OCF_CHECK_LEVEL=10 "copyindirs=$T_TMP"
+  assert_match 'virt-copy-in' "$RA_REASON" "exit reason"
 fi
 t_end
 
 t_begin "validate-all level 10: snapshot directory missing → 2"
-assert_ra 2 "validate-all" "$M" validate-all OCF_CHECK_LEVEL=10 "snapshot=$T_TMP/nosnap" &&
-  assert_match 'snapshot' "$RA_REASON" "exit reason"
+assert_true "$T_TMP/nosnap exists" -- not test -e "$T_TMP/nosnap"
+assert_ra 2 "validate-all" "$M" validate-all OCF_CHECK_LEVEL=10 "snapshot=$T_TMP/nosnap"
+assert_match 'snapshot' "$RA_REASON" "exit reason"
 t_end
 
 t_begin "validate-all level 10: libvirt unreachable → 5"
-assert_ra 5 "validate-all" "$M" validate-all OCF_CHECK_LEVEL=10 'hypervisor=qemu:///system?socket=/nonexistent' &&
-  assert_lt "$RA_SECS" 5 "validate-all time" &&
-  assert_match 'nonexistent|reach|connect' "$RA_REASON" "exit reason"
+assert_ra 5 "validate-all" "$M" validate-all OCF_CHECK_LEVEL=10 "hypervisor=$UNREACHABLE"
+assert_lt "$RA_SECS" 5 "validate-all time"
+assert_match 'nonexistent|reach|connect' "$RA_REASON" "exit reason"
 t_end
 
 t_begin "config unset: stop 0, probe 7 (no exit reason), start 6, validate-all 6"
-assert_ra 0 "stop" unset stop -config &&
-  assert_ra 7 "probe" unset monitor -config &&
-  assert_eq "" "$RA_REASON" "exit reason of the probe" &&
-  assert_ra 6 "start" unset start -config &&
-  assert_match 'config' "$RA_REASON" "exit reason of start" &&
-  assert_ra 6 "validate-all" unset validate-all -config
+assert_ra 0 "stop" unset stop -config
+assert_ra 7 "probe" unset monitor -config
+assert_eq "" "$RA_REASON" "exit reason of the probe"
+assert_ra 6 "start" unset start -config
+assert_match 'config' "$RA_REASON" "exit reason of start"
+assert_ra 6 "validate-all" unset validate-all -config
+assert_match 'config' "$RA_REASON" "exit reason of validate-all"
 t_end
 
 # ---- no forks on the monitor path ----
 # strace_monitor OUT [KEY=VALUE...]: a recurring monitor of $M under strace -f.
 strace_monitor() {
-  local out=$1
+  local out=$1 rc=0
   shift
+  rm -f -- "$out"
   RA_WRAP=(/usr/bin/strace -f -qq -e trace=execve,clone,clone3,fork,vfork -o "$out")
-  ra "$M" monitor CRM_meta_interval=10000 "$@"
+  ra "$M" monitor CRM_meta_interval=10000 "$@" || rc=1
   RA_WRAP=()
+  return "$rc"
 }
-execs() { grep -c 'execve(' "$1"; }
+execs() { grep -c 'execve(' "$1" || true; } # STRACE-OUT -> N
 # process creations: fork/vfork, or clone without CLONE_THREAD (threads are fine)
-forks() { grep -E '(^|[[:space:]])(fork|vfork|clone3?)\(' "$1" | grep -vc 'CLONE_THREAD'; }
+forks() {
+  local calls
+  calls=$(grep -E '(^|[[:space:]])(fork|vfork|clone3?)\(' "$1" || true)
+  grep -vc 'CLONE_THREAD' <<<"$calls" || true
+}
+traced_calls() { grep -E 'execve\(|fork|clone' "$1" | grep -v CLONE_THREAD || true; } # for messages
 
 t_begin "monitor outside a cluster forks nothing: one execve (the agent), no child process"
-assert_true "libvirt does not run $M" -- dom_is "$M" running &&
-  strace_monitor "$T_TMP/st1" &&
-  assert_eq 0 "$RA_RC" "monitor rc (stderr: $(_t_short "$RA_ERR"))" &&
-  assert_eq 1 "$(execs "$T_TMP/st1")" "execve calls: $(_t_short "$(grep execve "$T_TMP/st1")")" &&
-  assert_eq 0 "$(forks "$T_TMP/st1")" "process creations: $(_t_short "$(grep -E 'fork|clone' "$T_TMP/st1" | grep -v CLONE_THREAD)")" &&
-  t_note "threads created: $(grep -c CLONE_THREAD "$T_TMP/st1")"
+assert_true "libvirt does not run $M" -- dom_is "$M" running
+strace_monitor "$T_TMP/st1"
+assert_true "no strace output" -- test -s "$T_TMP/st1"
+assert_eq 0 "$RA_RC" "monitor rc (stderr: $(_t_short "$RA_ERR"))"
+assert_eq 1 "$(execs "$T_TMP/st1")" "execve calls: $(_t_short "$(traced_calls "$T_TMP/st1")")"
+assert_eq 0 "$(forks "$T_TMP/st1")" "process creations: $(_t_short "$(traced_calls "$T_TMP/st1")")"
+t_note "threads created: $(grep -c CLONE_THREAD "$T_TMP/st1" || true)"
 t_end
 
 # In a cluster (crm_feature_set set) utilization goes through crm_resource, only on change.
 mkdir -p "$T_TMP/bin"
-cat >"$T_TMP/bin/crm_resource" <<EOF
+cat >"$T_TMP/bin/crm_resource" <<EOS
 #!/bin/sh
 echo "\$*" >>"$T_TMP/crm_resource.calls"
-EOF
+EOS
 chmod 755 "$T_TMP/bin/crm_resource"
+crm_calls() { cat "$T_TMP/crm_resource.calls" 2>/dev/null || true; }
 
 t_begin "monitor in a cluster: crm_resource on the first monitor, nothing on the next one"
-rm -f "$T_TMP/crm_resource.calls"
-strace_monitor "$T_TMP/st2" crm_feature_set=3.16.2 "PATH=$T_TMP/bin:$PATH" &&
-  assert_eq 0 "$RA_RC" "first monitor rc" &&
-  assert_match '-z -p cpu -v 1' "$(cat "$T_TMP/crm_resource.calls" 2>/dev/null)" "crm_resource calls" &&
-  assert_match '-z -p hv_memory -v 96' "$(cat "$T_TMP/crm_resource.calls")" "crm_resource calls" &&
-  rm -f "$T_TMP/crm_resource.calls" &&
-  strace_monitor "$T_TMP/st3" crm_feature_set=3.16.2 "PATH=$T_TMP/bin:$PATH" &&
-  assert_eq 0 "$RA_RC" "second monitor rc" &&
-  assert_true "crm_resource ran again: $(cat "$T_TMP/crm_resource.calls" 2>/dev/null)" -- not test -e "$T_TMP/crm_resource.calls" &&
-  assert_eq 1 "$(execs "$T_TMP/st3")" "execve calls of the second monitor" &&
-  assert_eq 0 "$(forks "$T_TMP/st3")" "process creations of the second monitor"
+assert_true "libvirt does not run $M" -- dom_is "$M" running
+rm -f -- "$T_TMP/crm_resource.calls"
+strace_monitor "$T_TMP/st2" crm_feature_set=3.16.2 "PATH=$T_TMP/bin:$PATH"
+assert_eq 0 "$RA_RC" "first monitor rc"
+assert_match '-z -p cpu -v 1' "$(crm_calls)" "crm_resource calls"
+assert_match '-z -p hv_memory -v 96' "$(crm_calls)" "crm_resource calls"
+assert_match '-z -p host_memory -v 96' "$(crm_calls)" "crm_resource calls"
+rm -f -- "$T_TMP/crm_resource.calls"
+strace_monitor "$T_TMP/st3" crm_feature_set=3.16.2 "PATH=$T_TMP/bin:$PATH"
+assert_eq 0 "$RA_RC" "second monitor rc"
+assert_true "crm_resource ran again: $(crm_calls)" -- not test -e "$T_TMP/crm_resource.calls"
+assert_true "no strace output of the second monitor" -- test -s "$T_TMP/st3"
+assert_eq 1 "$(execs "$T_TMP/st3")" "execve calls of the second monitor"
+assert_eq 0 "$(forks "$T_TMP/st3")" "process creations of the second monitor"
 t_end
 
 t_begin "monitor with monitor_scripts forks exactly the scripts"
-strace_monitor "$T_TMP/st4" "monitor_scripts=/bin/true /bin/true" &&
-  assert_eq 0 "$RA_RC" "monitor rc" &&
-  assert_eq 3 "$(execs "$T_TMP/st4")" "execve calls (agent + 2 scripts)"
+assert_true "libvirt does not run $M" -- dom_is "$M" running
+strace_monitor "$T_TMP/st4" "monitor_scripts=/bin/true /bin/true"
+assert_eq 0 "$RA_RC" "monitor rc"
+assert_eq 3 "$(execs "$T_TMP/st4")" "execve calls (agent + 2 scripts): $(_t_short "$(traced_calls "$T_TMP/st4")")"
+assert_eq 2 "$(forks "$T_TMP/st4")" "process creations (2 scripts): $(_t_short "$(traced_calls "$T_TMP/st4")")"
 t_end
 
 # ---- migration without a peer ----
 t_begin "migrate_from when nothing arrived: 1 quickly, with a reason"
-assert_ra 1 "migrate_from" nothing migrate_from "config=$T_TMP/$M.xml" -OCF_RESOURCE_INSTANCE \
-  OCF_RESOURCE_INSTANCE=nothing CRM_meta_migrate_source=node2 CRM_meta_migrate_target=node1 \
-  "config=$T_TMP/$T.xml" &&
-  assert_lt "$RA_SECS" 2 "migrate_from time" &&
-  assert_match 'not running here' "$RA_REASON" "exit reason"
+assert_eq absent "$(dom_state "$T")" "virsh domstate of $T (nothing may have arrived)"
+assert_ra 1 "migrate_from" nothing migrate_from "config=$T_TMP/$T.xml" \
+  CRM_meta_migrate_source=node2 CRM_meta_migrate_target=node1
+assert_lt "$RA_SECS" 2 "migrate_from time"
+assert_match 'not running here' "$RA_REASON" "exit reason"
+assert_eq absent "$(dom_state "$T")" "virsh domstate of $T after migrate_from"
 t_end
 
 t_begin "migrate_to of a stopped domain: 1 'Not active locally'"
-assert_ra 1 "migrate_to" "$T" migrate_to CRM_meta_migrate_source=node1 CRM_meta_migrate_target=node2 &&
-  assert_match 'Not active locally' "$RA_REASON" "exit reason"
+assert_eq absent "$(dom_state "$T")" "virsh domstate of $T"
+assert_ra 1 "migrate_to" "$T" migrate_to CRM_meta_migrate_source=node1 CRM_meta_migrate_target=node2
+assert_match 'Not active locally' "$RA_REASON" "exit reason"
 t_end
 
 t_begin "migrate_to an unreachable node: 1 with a reason, the domain keeps running here"
+id1=$(dom_id "$M")
+assert_match '^[0-9]+$' "$id1" "virsh domid of $M before"
 assert_ra 1 "migrate_to" "$M" migrate_to CRM_meta_timeout=10000 \
-  CRM_meta_migrate_source=node1 CRM_meta_migrate_target=nonexistent.invalid &&
-  assert_lt "$RA_SECS" 10 "migrate_to time" &&
-  assert_match 'nonexistent\.invalid' "$RA_REASON" "exit reason" &&
-  assert_eq running "$(dom_state "$M")" "virsh domstate"
+  CRM_meta_migrate_source=node1 CRM_meta_migrate_target=nonexistent.invalid
+assert_lt "$RA_SECS" 10 "migrate_to time"
+assert_match 'nonexistent\.invalid' "$RA_REASON" "exit reason"
+assert_eq running "$(dom_state "$M")" "virsh domstate"
+assert_eq "$id1" "$(dom_id "$M")" "virsh domid of $M after (restarted?)"
 t_end
 ra "$M" stop force_stop=true
 
 # ---- ocf-tester ----
-rm -f "/run/resource-agents/VirtualDomain-$T.state"
+rm -f -- "/run/resource-agents/VirtualDomain-$T.state"
 VM_EXTRA_CLEANUP+=("rm -f /run/resource-agents/VirtualDomain-$T.state")
 t_begin "ocf-tester passes and finishes"
+assert_eq absent "$(dom_state "$T")" "virsh domstate before ocf-tester"
 t0=$(now)
 assert_rc 0 "ocf-tester" -- timeout 300 ocf-tester -n "$T" -o "config=$T_TMP/$T.xml" \
-  -o hypervisor=qemu:///system "$AGENT" &&
-  t_note "ocf-tester took $(since "$t0")s" &&
-  assert_match 'passed all tests' "$T_OUT" "ocf-tester verdict" &&
-  assert_eq absent "$(dom_state "$T")" "virsh domstate after ocf-tester"
+  -o hypervisor=qemu:///system "$AGENT"
+t_note "ocf-tester took $(since "$t0")s"
+assert_match 'passed all tests' "$T_OUT" "ocf-tester verdict"
+assert_eq absent "$(dom_state "$T")" "virsh domstate after ocf-tester"
 t_end

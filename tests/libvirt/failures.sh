@@ -18,8 +18,10 @@ sed -i -e 's|<on_crash>destroy</on_crash>|<on_crash>preserve</on_crash>|' \
 grep -q "<on_crash>preserve</on_crash>" "$T_TMP/$P.xml"
 grep -q "<panic model='isa'/>" "$T_TMP/$P.xml"
 
-# libvirtd is always made to answer again, before the domains are removed.
-VM_EXTRA_CLEANUP+=(libvirtd_restore)
+# libvirtd, once this file killed or stopped it, is made to answer again at exit, before
+# the domains are removed.
+LIBVIRTD_TOUCHED=0
+VM_EXTRA_CLEANUP+=('((LIBVIRTD_TOUCHED == 0)) || libvirtd_restore')
 
 # libvirtd_gone PID: the (killed) libvirtd PID has exited.
 libvirtd_gone() { [[ ! -d /proc/$1/fd ]]; }
@@ -64,6 +66,7 @@ lpid=$(libvirtd_pid)
 qpid=$(vm_qemu_pid "$L")
 assert_match '^[0-9]+$' "$lpid" "libvirtd pid"
 assert_match '^[0-9]+$' "$qpid" "qemu pid of $L"
+LIBVIRTD_TOUCHED=1
 assert_true "kill -9 libvirtd $lpid" -- kill -KILL "$lpid"
 assert_wait 5 "libvirtd $lpid did not die" -- libvirtd_gone "$lpid"
 assert_ra 0 "recurring monitor" "$L" monitor CRM_meta_interval=10000 CRM_meta_timeout=5000
@@ -84,6 +87,7 @@ t_end
 t_begin "libvirtd hung (SIGSTOP): monitor answers 0 within its 5 s timeout"
 lpid=$(libvirtd_pid)
 assert_match '^[0-9]+$' "$lpid" "libvirtd pid"
+LIBVIRTD_TOUCHED=1
 assert_true "kill -STOP libvirtd $lpid" -- kill -STOP "$lpid"
 assert_wait 2 "libvirtd $lpid not stopped" -- libvirtd_is_stopped "$lpid"
 assert_ra 0 "recurring monitor" "$L" monitor CRM_meta_interval=10000 CRM_meta_timeout=5000
@@ -124,6 +128,7 @@ qpid=$(vm_qemu_pid "$L")
 lpid=$(libvirtd_pid)
 assert_match '^[0-9]+$' "$qpid" "qemu pid of $L"
 assert_match '^[0-9]+$' "$lpid" "libvirtd pid"
+LIBVIRTD_TOUCHED=1
 assert_true "kill -9 libvirtd $lpid" -- kill -KILL "$lpid"
 assert_wait 5 "libvirtd $lpid did not die" -- libvirtd_gone "$lpid"
 assert_ra 0 "stop" "$L" stop CRM_meta_timeout=10000
@@ -153,6 +158,7 @@ bgstop=$!
 assert_wait 10 "the stop pressed no power button" -- \
   console_has "$(vm_console "$D")" "$cmark" '^GUEST-POWERBUTTON ignored'
 assert_true "the stop ended before libvirtd was killed" -- kill -0 "$bgstop"
+LIBVIRTD_TOUCHED=1
 assert_true "kill -9 libvirtd $lpid" -- kill -KILL "$lpid"
 wait "$bgstop"
 mapfile -t bg <"$T_TMP/bgstop"

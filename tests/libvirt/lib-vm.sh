@@ -181,6 +181,8 @@ libvirtd_pid() { # the test libvirtd's pid; 1 if none
   echo "${p%%$'\n'*}"
 }
 libvirtd_is_stopped() { grep -q '^State:[[:space:]]*T' "/proc/$1/status" 2>/dev/null; } # PID (SIGSTOP)
+# libvirtd_restore: libvirtd made to answer again (SIGCONT if stopped, started if gone);
+# 1 if it does not.
 libvirtd_restore() {
   local p
   for p in $(pgrep -x libvirtd); do kill -CONT "$p" 2>/dev/null; done
@@ -192,10 +194,11 @@ libvirtd_restore() {
   "$LIBVIRT_SH" status >/dev/null 2>&1
 }
 
+# At exit: the file's own cleanups (failures.sh, which kills and stops libvirtd, adds
+# libvirtd_restore there: a file that did not touch libvirtd never starts one), then the domains.
 _vm_cleanup_all() {
   local c name
   for c in "${VM_EXTRA_CLEANUP[@]}"; do eval "$c" || true; done
-  libvirtd_restore || true
   for name in "${VM_NAMES[@]}"; do _vm_forget "$name"; done
 }
 t_on_exit _vm_cleanup_all

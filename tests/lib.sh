@@ -298,3 +298,50 @@ failcount_is() { [[ $(failcount "$2" "${3:-$T_NODE}") == "$1" ]]; } # N RSC [NOD
 
 cluster_running() { "$T_REPO/scripts/cluster.sh" status >/dev/null 2>&1; }
 cluster_idle() { "$T_REPO/scripts/cluster.sh" wait-idle "${1:-30}" >/dev/null 2>&1; }
+
+# assert_started RSC [NODE] [TIMEOUT]: an assertion: RSC Started on NODE (default $T_NODE)
+# within TIMEOUT (default 30) seconds; the reason gives the state seen at the deadline.
+assert_started() {
+  local node=${2:-$T_NODE} timeout=${3:-30}
+  ((T_OPEN)) || return 1
+  t_assertion
+  wait_started "$1" "$node" "$timeout" && return 0
+  t_fail "$1 not Started on $node within ${timeout}s (crm_mon: '$(rsc_state "$1")', located on: '$(rsc_location "$1")')"
+}
+
+# assert_stopped RSC [TIMEOUT]: an assertion: RSC Stopped (and located nowhere) within
+# TIMEOUT (default 30) seconds.
+assert_stopped() {
+  local timeout=${2:-30}
+  ((T_OPEN)) || return 1
+  t_assertion
+  wait_stopped "$1" "$timeout" && return 0
+  t_fail "$1 not Stopped within ${timeout}s (crm_mon: '$(rsc_state "$1")', located on: '$(rsc_location "$1")')"
+}
+
+# failed_actions: the "Failed Resource Actions" lines of `crm_mon -1` (nothing when there
+# are none); returns 1 when crm_mon does not answer, so that "no failed action" is never
+# concluded from a silent crm_mon.
+failed_actions() {
+  local out
+  out=$(crm_mon -1 2>/dev/null) || return 1
+  [[ $out == *"Node List:"* ]] || return 1
+  sed -n '/^Failed Resource Actions:/,/^[^[:space:]*]/{/^[[:space:]]*\*/p}' <<<"$out"
+}
+failed_action_shown() { # REGEX (extended): a failed action matching REGEX is shown
+  local f
+  f=$(failed_actions) || return 1
+  grep -qE -- "$1" <<<"$f"
+}
+no_failed_action() { # [REGEX]: crm_mon answers and shows no failed action (matching REGEX)
+  local f
+  f=$(failed_actions) || return 1
+  ! grep -qE -- "${1:-.}" <<<"$f"
+}
+
+# The pacemaker log of the cluster started by scripts/cluster.sh, read from a mark on.
+T_PCMK_LOG=${CLUSTER_LOG_DIR:-/var/log/ocf-rs-cluster}/pacemaker.log
+pcmk_log_mark() { wc -l <"$T_PCMK_LOG"; }                   # the number of lines now
+pcmk_log_since() { tail -n "+$(($1 + 1))" "$T_PCMK_LOG"; }  # MARK: the lines written after MARK
+pcmk_log_has() { grep -qE -- "$2" <<<"$(pcmk_log_since "$1")"; }   # MARK REGEX (extended)
+pcmk_log_count() { grep -cE -- "$2" <<<"$(pcmk_log_since "$1")"; } # MARK REGEX: prints the count

@@ -12,7 +12,8 @@ exists() { [[ -e $1 ]]; }
 absent() { [[ ! -e $1 ]]; }
 
 # Deletes every FAKE resource, bounded: disable all at once (one transition),
-# wait until stopped, then delete (pcs then has nothing to wait for).
+# wait until stopped, then delete (pcs then has nothing to wait for). Returns 1 when one
+# is still in the configuration or the status at the end.
 delete_all() {
   local r present=()
   for r in "${RSCS[@]}"; do
@@ -28,23 +29,40 @@ delete_all() {
 }
 t_on_exit delete_all
 
-t_begin "the cluster is running and has no FAKE resource"
-assert_true "cluster not running (scripts/cluster.sh status)" -- cluster_running &&
-  assert_true "FAKE resources left over" -- delete_all
+# The monitor operation of RSC in the CIB has interval INTERVAL.
+monitor_interval_is() { # RSC INTERVAL
+  cibadmin -Q --xpath "//primitive[@id='$1']/operations/op[@name='monitor'][@interval='$2']" >/dev/null 2>&1
+}
+
+# Entries FAKE3 wrote to the envfile after line $mark (set by the reload case).
+after_mark() { tail -n "+$((mark + 1))" "$ENVFILE"; }
+reloaded() { grep -q '^### reload-agent ' <<<"$(after_mark)"; }
+monitored_after_reload() { grep -q '^### monitor ' <<<"$(sed -n '/^### reload-agent /,$p' <<<"$(after_mark)")"; }
+
+t_begin "the cluster is running and has no FAKE resource (nor a state file of one)"
+assert_true "cluster not running (scripts/cluster.sh status)" -- cluster_running
+assert_true "FAKE resources left over" -- delete_all
+# With its resource gone, a state file can only be a leftover of an earlier run; it would
+# make the first probe find that FAKE running, and its start would never run.
+for r in "${RSCS[@]}"; do
+  assert_true "cannot remove a leftover $(state_file "$r")" -- rm -f -- "$(state_file "$r")" || break
+  assert_true "$(state_file "$r") left over" -- absent "$(state_file "$r")" || break
+done
 t_end
 
 t_begin "pcs resource create FAKE1..5 (monitor 2s): all Started on $T_NODE"
+lmark=$(pcmk_log_mark)
 for i in 1 2 3 4 5; do
   extra=()
-  ((i == 3)) && extra=("envfile=$ENVFILE")
+  if ((i == 3)); then extra=("envfile=$ENVFILE"); fi
   assert_rc 0 "pcs resource create FAKE$i" -- \
     pcs resource create "FAKE$i" ocf:rust:Dummy "${extra[@]}" op monitor interval=2s || break
 done
 for r in "${RSCS[@]}"; do
-  if ! wait_started "$r" "$T_NODE" 30; then
-    t_fail "$r not Started on $T_NODE within 30s (state: '$(rsc_state "$r")')"
-    break
-  fi
+  assert_started "$r" "$T_NODE" 30 || break
+  assert_true "$r's monitor is not interval=2s in the CIB" -- monitor_interval_is "$r" 2s || break
+  assert_wait 10 "no successful start of $r in the pacemaker log" -- \
+    pcmk_log_has "$lmark" "Result of start operation for $r on $T_NODE: ok" || break
   assert_true "$r started but $(state_file "$r") missing" -- exists "$(state_file "$r")" || break
 done
 t_note "all started $(t_elapsed) s after the first create"
@@ -52,55 +70,55 @@ t_end
 
 t_begin "FAKE1: a deleted state file fails the monitor, the cluster recovers it, failcount 1"
 sf=$(state_file FAKE1)
-assert_wait 10 "FAKE1 not Started before the test" -- rsc_is_started FAKE1 &&
-  assert_eq 0 "$(failcount FAKE1)" "failcount before" &&
-  assert_true "cannot remove $sf" -- rm "$sf" &&
-  assert_wait 10 "failcount of FAKE1 never became 1 (monitor failure not seen)" -- failcount_is 1 FAKE1 &&
-  assert_wait 10 "state file not recreated by the recovery" -- exists "$sf" &&
-  { wait_started FAKE1 "$T_NODE" 10 || t_fail "FAKE1 not Started again within 10s (state: '$(rsc_state FAKE1)')"; } &&
-  assert_true "cluster not idle after recovery" -- cluster_idle 20 &&
-  assert_eq 1 "$(failcount FAKE1)" "failcount after recovery" &&
-  assert_match "FAKE1 2s-interval monitor on $T_NODE returned 'not running'" "$(crm_mon -1)" \
-    "failed action in crm_mon -1"
+assert_wait 10 "FAKE1 not Started before the test" -- rsc_is_started FAKE1
+assert_eq 0 "$(failcount FAKE1)" "failcount before"
+assert_true "cannot remove $sf" -- rm "$sf"
+assert_wait 10 "failcount of FAKE1 never became 1 (monitor failure not seen)" -- failcount_is 1 FAKE1
+assert_wait 10 "state file not recreated by the recovery" -- exists "$sf"
+assert_started FAKE1 "$T_NODE" 10
+assert_true "cluster not idle after recovery" -- cluster_idle 20
+assert_eq 1 "$(failcount FAKE1)" "failcount after recovery"
+assert_true "no failed FAKE1 monitor in crm_mon -1: $(failed_actions)" -- \
+  failed_action_shown "FAKE1 2s-interval monitor on $T_NODE returned 'not running'"
 t_note "recovered $(t_elapsed) s after the state file was removed"
 t_end
 
 t_begin "pcs resource cleanup FAKE1: failcount 0, no failed action"
-no_failed_action() { ! grep -q 'FAKE1 .*monitor' <<<"$(crm_mon -1)"; }
-assert_rc 0 "pcs resource cleanup FAKE1" -- pcs resource cleanup FAKE1 &&
-  { wait_until 10 failcount_is 0 FAKE1 || t_fail "failcount of FAKE1 still $(failcount FAKE1) 10s after cleanup"; } &&
-  assert_wait 10 "crm_mon -1 still shows a failed FAKE1 action" -- no_failed_action &&
-  # The cleanup makes the cluster probe FAKE1 again: Started once that probe is in.
-  assert_wait 10 "FAKE1 not Started after cleanup" -- rsc_is_started FAKE1 &&
-  assert_true "FAKE1 state file gone after cleanup" -- exists "$sf"
+assert_true "no failed FAKE1 action before the cleanup: nothing to clean" -- failed_action_shown '^[[:space:]]*\* FAKE1 '
+assert_rc 0 "pcs resource cleanup FAKE1" -- pcs resource cleanup FAKE1
+assert_wait 10 "failcount of FAKE1 still $(failcount FAKE1) 10s after cleanup" -- failcount_is 0 FAKE1
+assert_wait 10 "crm_mon -1 still shows a failed FAKE1 action (or does not answer)" -- no_failed_action '^[[:space:]]*\* FAKE1 '
+# The cleanup makes the cluster probe FAKE1 again: Started once that probe is in.
+assert_wait 10 "FAKE1 not Started after cleanup" -- rsc_is_started FAKE1
+assert_true "FAKE1 state file gone after cleanup" -- exists "$sf"
 t_end
 
 t_begin "FAKE3: changing reloadable 'fake' runs reload-agent, not a restart"
-# Entries in the envfile after line $mark were written after the update.
-after_mark() { tail -n "+$((mark + 1))" "$ENVFILE"; }
-reloaded() { after_mark | grep -q '^### reload-agent '; }
-assert_true "envfile $ENVFILE not written by FAKE3" -- exists "$ENVFILE" &&
-  assert_true "cluster not idle before the update" -- cluster_idle 20 &&
-  mark=$(wc -l <"$ENVFILE") &&
-  assert_rc 0 "pcs resource update FAKE3 fake=changed" -- pcs resource update FAKE3 fake=changed &&
-  assert_wait 10 "no '### reload-agent' entry after the update" -- reloaded &&
-  assert_true "cluster not idle after the update" -- cluster_idle 20 &&
-  assert_match 'OCF_RESKEY_fake=changed' "$(after_mark)" "reload-agent did not see the new value" &&
-  assert_no_match '### (stop|start) ' "$(after_mark)" "FAKE3 was restarted" &&
-  assert_true "FAKE3 not Started after reload (state: '$(rsc_state FAKE3)')" -- rsc_is_started FAKE3 &&
-  assert_true "FAKE3 state file gone after reload" -- exists "$(state_file FAKE3)"
+assert_true "envfile $ENVFILE not written by FAKE3" -- exists "$ENVFILE"
+assert_true "cluster not idle before the update" -- cluster_idle 20
+mark=$(wc -l <"$ENVFILE")
+assert_rc 0 "pcs resource update FAKE3 fake=changed" -- pcs resource update FAKE3 fake=changed
+assert_wait 10 "no '### reload-agent' entry after the update" -- reloaded
+assert_true "cluster not idle after the update" -- cluster_idle 20
+assert_wait 10 "no recurring monitor of FAKE3 after its reload-agent" -- monitored_after_reload
+entries=$(after_mark)
+assert_match 'OCF_RESKEY_fake=changed' "$(sed -n '/^### reload-agent /,/^###$/p' <<<"$entries")" "reload-agent did not see the new value"
+assert_no_match '### (stop|start) ' "$entries" "FAKE3 was restarted"
+assert_true "FAKE3 not Started after reload (state: '$(rsc_state FAKE3)')" -- rsc_is_started FAKE3
+assert_true "FAKE3 state file gone after reload" -- exists "$(state_file FAKE3)"
 t_end
 
 t_begin "FAKE2: disable stops it (state file gone), enable starts it again"
 sf=$(state_file FAKE2)
-assert_true "FAKE2 not Started before" -- rsc_is_started FAKE2 &&
-  assert_rc 0 "pcs resource disable FAKE2" -- pcs resource disable FAKE2 &&
-  { wait_stopped FAKE2 20 || t_fail "FAKE2 not Stopped within 20s (state: '$(rsc_state FAKE2)')"; } &&
-  assert_match '^Stopped \(disabled\)' "$(rsc_state FAKE2)" "crm_mon state" &&
-  assert_true "state file still there after disable" -- absent "$sf" &&
-  assert_rc 0 "pcs resource enable FAKE2" -- pcs resource enable FAKE2 &&
-  { wait_started FAKE2 "$T_NODE" 20 || t_fail "FAKE2 not Started within 20s of enable (state: '$(rsc_state FAKE2)')"; } &&
-  assert_true "state file not back after enable" -- exists "$sf"
+assert_true "FAKE2 not Started before" -- rsc_is_started FAKE2
+assert_true "FAKE2 state file missing before" -- exists "$sf"
+assert_rc 0 "pcs resource disable FAKE2" -- pcs resource disable FAKE2
+assert_stopped FAKE2 20
+assert_match '^Stopped \(disabled\)' "$(rsc_state FAKE2)" "crm_mon state"
+assert_true "state file still there after disable" -- absent "$sf"
+assert_rc 0 "pcs resource enable FAKE2" -- pcs resource enable FAKE2
+assert_started FAKE2 "$T_NODE" 20
+assert_true "state file not back after enable" -- exists "$sf"
 t_end
 
 t_begin "all FAKE resources are still Started with failcount 0"
@@ -111,9 +129,10 @@ done
 t_end
 
 t_begin "pcs resource delete of all FAKE resources leaves an empty cluster"
-assert_true "delete_all did not finish" -- delete_all &&
-  assert_match 'No resources' "$(crm_mon -1 -r)" "crm_mon -1 -r after delete"
+assert_true "delete_all did not finish" -- delete_all
+assert_match 'No resources' "$(crm_mon -1 -r)" "crm_mon -1 -r after delete"
 for r in "${RSCS[@]}"; do
+  assert_true "$r still in the CIB or the status" -- rsc_is_gone "$r" || break
   assert_true "$(state_file "$r") left behind" -- absent "$(state_file "$r")" || break
 done
 t_end

@@ -38,7 +38,7 @@ t_end
 t_begin "start of the four guests: 0, running, each with its qemu"
 for vm in "$C" "$L" "$P" "$D"; do
   assert_ra 0 "start $vm" "$vm" start
-  assert_eq running "$(dom_state "$vm")" "virsh domstate $vm"
+  assert_eq running "$(domain_state "$vm")" "virsh domstate $vm"
   assert_true "no qemu process of $vm" -- vm_has_qemu "$vm"
 done
 t_end
@@ -48,7 +48,7 @@ rm -- "$T_TMP/$C.xml"
 assert_true "$T_TMP/$C.xml is still there" -- not test -e "$T_TMP/$C.xml"
 assert_ra 0 "recurring monitor" "$C" monitor CRM_meta_interval=10000
 assert_ra 0 "probe" "$C" monitor
-assert_eq running "$(dom_state "$C")" "virsh domstate"
+assert_eq running "$(domain_state "$C")" "virsh domstate"
 t_end
 
 t_begin "config still missing: stop by the cached identity, 0, domain gone"
@@ -56,7 +56,7 @@ assert_true "$T_TMP/$C.xml is back" -- not test -e "$T_TMP/$C.xml"
 assert_true "guest $C printed no GUEST-READY within 60 s" -- vm_wait_ready "$C"
 assert_ra 0 "stop" "$C" stop
 assert_true "the guest did not power itself off" -- vm_console_has "$C" '^GUEST-POWEROFF'
-assert_eq absent "$(dom_state "$C")" "virsh domstate after stop"
+assert_eq absent "$(domain_state "$C")" "virsh domstate after stop"
 assert_true "a qemu of $C still runs" -- not vm_has_qemu "$C"
 assert_ra 7 "probe after the stop" "$C" monitor
 t_end
@@ -174,11 +174,11 @@ t_end
 
 t_begin "paused guest (virsh suspend): monitor and probe 0; resumed: running"
 assert_true "virsh suspend" -- eval 'virsh_ suspend "$P" >/dev/null'
-assert_eq paused "$(dom_state "$P")" "virsh domstate"
+assert_eq paused "$(domain_state "$P")" "virsh domstate"
 assert_ra 0 "recurring monitor" "$P" monitor CRM_meta_interval=10000
 assert_ra 0 "probe" "$P" monitor
 assert_true "virsh resume" -- eval 'virsh_ resume "$P" >/dev/null'
-assert_eq running "$(dom_state "$P")" "virsh domstate after resume"
+assert_eq running "$(domain_state "$P")" "virsh domstate after resume"
 t_end
 
 # The guest kernel's own panic does not reach libvirt: the tiny guest has no pvpanic
@@ -197,6 +197,6 @@ assert_ra 1 "probe" "$P" monitor
 assert_match 'crashed' "$RA_REASON" "exit reason of the probe"
 assert_ra 0 "stop" "$P" stop CRM_meta_timeout=10000
 assert_lt "$RA_SECS" 5 "stop of a crashed guest"
-assert_eq absent "$(dom_state "$P")" "virsh domstate after stop"
+assert_eq absent "$(domain_state "$P")" "virsh domstate after stop"
 assert_true "a qemu of $P still runs" -- not vm_has_qemu "$P"
 t_end

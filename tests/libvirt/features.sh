@@ -49,8 +49,8 @@ chmod 640 "$T_TMP/cfg/$V.xml"
 assert_true "the config of $V still has a uuid" -- not grep -q '<uuid>' "$T_TMP/cfg/$V.xml"
 assert_ra 0 "start $S" "$S" start
 assert_ra 0 "start $V" "$V" start "config=$T_TMP/cfg/$V.xml"
-assert_eq running "$(dom_state "$S")" "virsh domstate $S"
-assert_eq running "$(dom_state "$V")" "virsh domstate $V"
+assert_eq running "$(domain_state "$S")" "virsh domstate $S"
+assert_eq running "$(domain_state "$V")" "virsh domstate $V"
 assert_true "no qemu process of $S" -- vm_has_qemu "$S"
 assert_true "no qemu process of $V" -- vm_has_qemu "$V"
 t_end
@@ -61,7 +61,7 @@ assert_wait 15 "no second heartbeat" -- vm_heartbeat_over "$S" 1
 assert_ra 0 "stop" "$S" stop "snapshot=$T_TMP/snap"
 t_note "snapshot stop took ${RA_SECS}s"
 assert_true "no $T_TMP/snap/$S.state" -- test -s "$T_TMP/snap/$S.state"
-assert_eq absent "$(dom_state "$S")" "virsh domstate after stop"
+assert_eq absent "$(domain_state "$S")" "virsh domstate after stop"
 assert_true "a qemu of $S still runs" -- not vm_has_qemu "$S"
 assert_true "the guest was shut down, not saved" -- not vm_console_has "$S" 'GUEST-POWERBUTTON'
 t_end
@@ -72,7 +72,7 @@ assert_match '^[1-9][0-9]*$' "$hb_saved" "last heartbeat before the restore"
 assert_true "no $T_TMP/snap/$S.state to restore" -- test -s "$T_TMP/snap/$S.state"
 assert_ra 0 "start" "$S" start "snapshot=$T_TMP/snap"
 t_note "snapshot restore took ${RA_SECS}s"
-assert_eq running "$(dom_state "$S")" "virsh domstate after start"
+assert_eq running "$(domain_state "$S")" "virsh domstate after start"
 assert_true "$T_TMP/snap/$S.state still there" -- not test -e "$T_TMP/snap/$S.state"
 assert_wait 10 "no heartbeat after the restore" -- vm_heartbeat_over "$S" "$hb_saved"
 assert_eq 1 "$(vm_console_count "$S" '^GUEST-BOOT')" "GUEST-BOOT lines (rebooted instead of restored?)"
@@ -80,7 +80,7 @@ assert_true "heartbeats restarted or jumped: $(heartbeats "$S")" -- heartbeats_c
 t_end
 
 t_begin "monitor_scripts: a failing script fails the monitor with its output"
-assert_eq running "$(dom_state "$S")" "virsh domstate (the failure must come from the script)"
+assert_eq running "$(domain_state "$S")" "virsh domstate (the failure must come from the script)"
 assert_ra 1 "recurring monitor" "$S" monitor CRM_meta_interval=10000 "monitor_scripts=$T_TMP/fail.sh"
 assert_match 'guest says no' "$RA_REASON" "exit reason"
 assert_match 'fail\.sh' "$RA_REASON" "exit reason names the script"
@@ -122,13 +122,13 @@ t_end
 
 t_begin "monitor_scripts: start with a failing script, CRM_meta_timeout=6000: rc 1 in < 6 s"
 assert_ra 0 "stop before the start" "$S" stop force_stop=true
-assert_eq absent "$(dom_state "$S")" "virsh domstate before the start"
+assert_eq absent "$(domain_state "$S")" "virsh domstate before the start"
 assert_ra 1 "start" "$S" start CRM_meta_timeout=6000 "monitor_scripts=$T_TMP/fail.sh"
 t_note "start with a failing monitor script took ${RA_SECS}s (timeout 6 s)"
 assert_lt "$RA_SECS" 6 "start time"
 assert_match '^start timed out: monitor_scripts: .*fail\.sh exited 1: guest says no$' "$RA_REASON" "exit reason"
 assert_lt "${#RA_REASON}" 129 "length of the exit reason (Pacemaker keeps 128 characters)"
-assert_eq running "$(dom_state "$S")" "virsh domstate (the domain was started, the script failed)"
+assert_eq running "$(domain_state "$S")" "virsh domstate (the domain was started, the script failed)"
 t_end
 ra "$S" stop force_stop=true
 
@@ -140,7 +140,7 @@ assert_true "no config $cfg" -- test -s "$cfg"
 assert_true "the config already has a uuid" -- not grep -q '<uuid>' "$cfg"
 assert_true "guest $V printed no GUEST-READY within 60 s" -- vm_wait_ready "$V"
 assert_ra 0 "stop" "$V" stop "config=$cfg" save_config_on_stop=true
-assert_eq absent "$(dom_state "$V")" "virsh domstate after stop"
+assert_eq absent "$(domain_state "$V")" "virsh domstate after stop"
 assert_true "no <uuid>$uuid</uuid> in the config: $(_t_short "$(cat "$cfg")")" -- grep -q "<uuid>$uuid</uuid>" "$cfg"
 assert_rc 0 "virt-xml-validate" -- virt-xml-validate "$cfg" domain
 assert_eq 640 "$(stat -c %a "$cfg")" "permissions of the rewritten config"
@@ -150,10 +150,10 @@ t_end
 
 t_begin "save_config_on_stop: the saved config starts the same domain again"
 assert_ra 0 "start" "$V" start "config=$cfg"
-assert_eq running "$(dom_state "$V")" "virsh domstate after the start"
+assert_eq running "$(domain_state "$V")" "virsh domstate after the start"
 assert_eq "$uuid" "$(virsh_ domuuid "$V" 2>/dev/null)" "uuid after the restart"
 assert_ra 0 "stop" "$V" stop "config=$cfg" force_stop=true
-assert_eq absent "$(dom_state "$V")" "virsh domstate after the stop"
+assert_eq absent "$(domain_state "$V")" "virsh domstate after the stop"
 t_end
 
 # ---- backingfile + stateless ----
@@ -185,7 +185,7 @@ t_begin "backingfile: start creates the qcow2 overlay on the base, domain persis
 assert_true "$ovl exists before the start" -- not test -e "$ovl"
 assert_ra 0 "start" "$B" start "backingfile=$T_TMP/base.img"
 t_note "start with a new overlay took ${RA_SECS}s"
-assert_eq running "$(dom_state "$B")" "virsh domstate"
+assert_eq running "$(domain_state "$B")" "virsh domstate"
 assert_true "no overlay $ovl" -- test -s "$ovl"
 assert_rc 0 "qemu-img info of the overlay" -- overlay_info "$ovl"
 info=$T_OUT
@@ -198,23 +198,23 @@ t_end
 
 t_begin "backingfile: stop leaves the definition shut off; probe 7; start reuses the overlay"
 assert_ra 0 "stop" "$B" stop force_stop=true "backingfile=$T_TMP/base.img"
-assert_eq "shut off" "$(dom_state "$B")" "virsh domstate after stop"
+assert_eq "shut off" "$(domain_state "$B")" "virsh domstate after stop"
 assert_ra 7 "probe" "$B" monitor "backingfile=$T_TMP/base.img"
 assert_eq "" "$RA_REASON" "exit reason of the probe"
 assert_rc 0 "qemu-io write a pattern to the overlay" -- qemu-io -f qcow2 -c 'write -P 0xab 0 64k' "$ovl"
 assert_true "qemu-io cannot read the pattern back" -- has_pattern "$ovl"
 assert_ra 0 "start again (not stateless)" "$B" start "backingfile=$T_TMP/base.img"
-assert_eq running "$(dom_state "$B")" "virsh domstate"
+assert_eq running "$(domain_state "$B")" "virsh domstate"
 assert_true "the overlay was recreated although stateless is unset" -- has_pattern "$ovl"
 t_end
 
 t_begin "stateless=true: start recreates the overlay"
 assert_ra 0 "stop before the stateless start" "$B" stop force_stop=true "backingfile=$T_TMP/base.img"
-assert_eq "shut off" "$(dom_state "$B")" "virsh domstate before the stateless start"
+assert_eq "shut off" "$(domain_state "$B")" "virsh domstate before the stateless start"
 before=$(stat -c 'inode %i mtime %y' "$ovl")
 assert_true "the pattern written into the overlay is missing before the start" -- has_pattern "$ovl"
 assert_ra 0 "start" "$B" start "backingfile=$T_TMP/base.img" stateless=true
-assert_eq running "$(dom_state "$B")" "virsh domstate"
+assert_eq running "$(domain_state "$B")" "virsh domstate"
 assert_rc 0 "qemu-img info of the new overlay" -- overlay_info "$ovl"
 assert_match 'file format: qcow2' "$T_OUT" "qemu-img info format"
 assert_match "backing file: $T_TMP/base.img" "$T_OUT" "qemu-img info backing file"
@@ -251,7 +251,7 @@ t_end
 t_begin "start_resources=true: the pool is started, then the domain"
 assert_ra 0 "start" "$R" start start_resources=true
 assert_eq running "$(libvirt_pool_state)" "pool state"
-assert_eq running "$(dom_state "$R")" "virsh domstate"
+assert_eq running "$(domain_state "$R")" "virsh domstate"
 assert_true "no qemu process of $R" -- vm_has_qemu "$R"
 t_end
 ra "$R" stop force_stop=true
@@ -273,8 +273,8 @@ else
   assert_true "a qemu of $R runs after the start without start_resources" -- not vm_has_qemu "$R"
   assert_ra 0 "start" "$R" start start_resources=true
   assert_eq yes "$(libvirt_net_active)" "network active after the start"
-  assert_eq running "$(dom_state "$R")" "virsh domstate"
+  assert_eq running "$(domain_state "$R")" "virsh domstate"
   assert_ra 0 "stop" "$R" stop force_stop=true
-  assert_eq absent "$(dom_state "$R")" "virsh domstate after the stop"
+  assert_eq absent "$(domain_state "$R")" "virsh domstate after the stop"
 fi
 t_end

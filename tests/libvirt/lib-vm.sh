@@ -16,12 +16,13 @@
 #   vm_console NAME; vm_console_has NAME REGEX; vm_console_count NAME REGEX
 #   vm_wait_ready NAME [TIMEOUT]            GUEST-READY on the console (gives up at once when
 #                                           no qemu of NAME runs)
-#   vm_qemu_pid NAME; vm_has_qemu NAME; dom_state NAME; dom_is NAME STATE; dom_id NAME
+#   vm_qemu_pid NAME; vm_has_qemu NAME; dom_is NAME STATE; dom_id NAME
+#   vm_last_heartbeat NAME; vm_heartbeat_over NAME N
 #
 # KEY is a parameter (config, force_stop, CRM_meta_timeout, ...) unless it starts with
 # OCF_ or HA_ (or is PATH); -KEY removes it from the defaults (config, hypervisor, CRM_meta_timeout).
-# virsh_, now, since, lt, not, assert_lt and the console_* helpers come from
-# tests/lib-guest.sh. Run by tests/run.sh like the other files, this file is the layer's
+# virsh_, now, since, lt, not, assert_lt, domain_state and the console_* helpers come
+# from tests/lib-guest.sh. Run by tests/run.sh like the other files, this file is the layer's
 # preflight (see the end).
 # shellcheck source=tests/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
@@ -100,18 +101,7 @@ assert_ra() { # EXPECTED_RC MSG NAME ACTION [KEY=VALUE | -KEY]...
 
 # ---- domains ----
 
-# dom_state NAME: virsh domstate, "absent" when libvirt knows no such domain, "error: ..." else.
-dom_state() {
-  local out
-  if out=$(virsh_ domstate "$1" 2>&1); then
-    printf '%s\n' "${out%%$'\n'*}"
-  elif [[ $out == *"ailed to get domain"* || $out == *"not found"* ]]; then
-    echo absent
-  else
-    printf 'error: %s\n' "${out//$'\n'/ }"
-  fi
-}
-dom_is() { [[ $(dom_state "$1") == "$2" ]]; } # NAME STATE
+dom_is() { [[ $(domain_state "$1") == "$2" ]]; } # NAME STATE (lib-guest.sh's domain_state)
 dom_id() { virsh_ domid "$1" 2>/dev/null; }
 
 # vm_qemu_pid NAME: the live qemu process of domain NAME (by its command line); 1 if none.
@@ -137,12 +127,8 @@ _vm_ready_or_dead() { vm_ready "$1" || ! vm_has_qemu "$1"; }
 # vm_wait_ready NAME [TIMEOUT]: GUEST-READY within TIMEOUT s (default 60); fails at once when
 # no qemu of NAME runs (a start that did not start must not cost the whole timeout).
 vm_wait_ready() { wait_until "${2:-60}" _vm_ready_or_dead "$1" && vm_ready "$1"; }
-vm_last_heartbeat() { # NAME -> the last GUEST-HEARTBEAT number (0 if none)
-  local n
-  n=$(console_since "$(vm_console "$1")" 0 | sed -n 's/^GUEST-HEARTBEAT \([0-9]*\).*/\1/p' | tail -n 1)
-  echo "${n:-0}"
-}
-vm_heartbeat_over() { (($(vm_last_heartbeat "$1") > $2)); } # NAME N
+vm_last_heartbeat() { console_heartbeat "$(vm_console "$1")" 0; }          # NAME -> N (0: none)
+vm_heartbeat_over() { console_heartbeat_above "$(vm_console "$1")" 0 "$2"; } # NAME N
 qemu_log() { printf '/var/log/libvirt/qemu/%s.log\n' "$1"; }
 qemu_log_lines() { local n; n=$(wc -l <"$(qemu_log "$1")" 2>/dev/null) || n=0; echo "${n:-0}"; }
 qemu_log_since() { tail -n +"$(($2 + 1))" "$(qemu_log "$1")" 2>/dev/null || true; } # NAME LINES

@@ -13,7 +13,7 @@ UNREACHABLE='qemu:///system?socket=/nonexistent'
 # $M boots while validate-all is checked.
 t_begin "start of the guest of the monitor and migration checks: 0, running"
 assert_ra 0 "start $M" "$M" start
-assert_eq running "$(dom_state "$M")" "virsh domstate $M"
+assert_eq running "$(domain_state "$M")" "virsh domstate $M"
 assert_true "no qemu process of $M" -- vm_has_qemu "$M"
 t_end
 
@@ -171,16 +171,16 @@ t_end
 
 # ---- migration without a peer ----
 t_begin "migrate_from when nothing arrived: 1 quickly, with a reason"
-assert_eq absent "$(dom_state "$T")" "virsh domstate of $T (nothing may have arrived)"
+assert_eq absent "$(domain_state "$T")" "virsh domstate of $T (nothing may have arrived)"
 assert_ra 1 "migrate_from" nothing migrate_from "config=$T_TMP/$T.xml" \
   CRM_meta_migrate_source=node2 CRM_meta_migrate_target=node1
 assert_lt "$RA_SECS" 2 "migrate_from time"
 assert_match 'not running here' "$RA_REASON" "exit reason"
-assert_eq absent "$(dom_state "$T")" "virsh domstate of $T after migrate_from"
+assert_eq absent "$(domain_state "$T")" "virsh domstate of $T after migrate_from"
 t_end
 
 t_begin "migrate_to of a stopped domain: 1 'Not active locally'"
-assert_eq absent "$(dom_state "$T")" "virsh domstate of $T"
+assert_eq absent "$(domain_state "$T")" "virsh domstate of $T"
 assert_ra 1 "migrate_to" "$T" migrate_to CRM_meta_migrate_source=node1 CRM_meta_migrate_target=node2
 assert_match 'Not active locally' "$RA_REASON" "exit reason"
 t_end
@@ -192,7 +192,7 @@ assert_ra 1 "migrate_to" "$M" migrate_to CRM_meta_timeout=10000 \
   CRM_meta_migrate_source=node1 CRM_meta_migrate_target=nonexistent.invalid
 assert_lt "$RA_SECS" 10 "migrate_to time"
 assert_match 'nonexistent\.invalid' "$RA_REASON" "exit reason"
-assert_eq running "$(dom_state "$M")" "virsh domstate"
+assert_eq running "$(domain_state "$M")" "virsh domstate"
 assert_eq "$id1" "$(dom_id "$M")" "virsh domid of $M after (restarted?)"
 t_end
 ra "$M" stop force_stop=true
@@ -201,11 +201,11 @@ ra "$M" stop force_stop=true
 rm -f -- "/run/resource-agents/VirtualDomain-$T.state"
 VM_EXTRA_CLEANUP+=("rm -f /run/resource-agents/VirtualDomain-$T.state")
 t_begin "ocf-tester passes and finishes"
-assert_eq absent "$(dom_state "$T")" "virsh domstate before ocf-tester"
+assert_eq absent "$(domain_state "$T")" "virsh domstate before ocf-tester"
 t0=$(now)
 assert_rc 0 "ocf-tester" -- timeout 300 ocf-tester -n "$T" -o "config=$T_TMP/$T.xml" \
   -o hypervisor=qemu:///system "$AGENT"
 t_note "ocf-tester took $(since "$t0")s"
 assert_match 'passed all tests' "$T_OUT" "ocf-tester verdict"
-assert_eq absent "$(dom_state "$T")" "virsh domstate after ocf-tester"
+assert_eq absent "$(domain_state "$T")" "virsh domstate after ocf-tester"
 t_end

@@ -50,7 +50,6 @@ mon() { crm_mon -1 2>/dev/null; }
 mon_lines() { grep -E -- "$1" <<<"$(mon)" | tr '\n' ' '; } # REGEX: the matching crm_mon lines, one line
 guest_online() { grep -Eq "GuestOnline: \[ (.* )?$GUEST(@[^ ]+)? " <<<"$(mon)"; }
 guest_failed_action_shown() { failed_action_shown "$GUEST.*Lost connection to remote executor"; }
-vm_off() { domain_off "$VM_RSC"; }
 started_on() { rsc_is_started "$1" "$2"; } # RSC NODE
 all_fakes_started() { # every FAKE Started on some node
   local r s
@@ -236,7 +235,7 @@ t0=$(now)
 assert_true "no failed action for $GUEST before the cleanup: nothing to clear" -- guest_failed_action_shown
 assert_rc 0 "pcs resource disable $VM_RSC --wait" -- timeout 150 pcs resource disable "$VM_RSC" --wait=120
 assert_true "$VM_RSC not Stopped after disable --wait" -- rsc_is_stopped "$VM_RSC"
-assert_true "domain still '$(domain_state "$VM_RSC")' after disable" -- vm_off
+assert_true "domain still '$(domain_state "$VM_RSC")' after disable" -- domain_off "$VM_RSC"
 assert_rc 0 "pcs resource cleanup $GUEST" -- timeout 60 pcs resource cleanup "$GUEST"
 assert_wait 30 "Failed Resource Actions still shown after cleanup (or crm_mon does not answer)" -- no_failed_action
 assert_rc 0 "pcs resource enable $VM_RSC" -- pcs resource enable "$VM_RSC"
@@ -276,7 +275,7 @@ done
 assert_rc 0 "pcs resource disable $VM_RSC" -- timeout 30 pcs resource disable "$VM_RSC"
 assert_stopped "$VM_RSC" 100
 assert_true "pcs resource delete $VM_RSC did not finish" -- delete_rsc "$VM_RSC"
-assert_true "$VM_RSC's domain still '$(domain_state "$VM_RSC")' once deleted" -- vm_off
+assert_true "$VM_RSC's domain still '$(domain_state "$VM_RSC")' once deleted" -- domain_off "$VM_RSC"
 cmark=$(console_size "$CONSOLE")
 assert_rc 0 "virsh create $VM_XML (outside the cluster)" -- virsh_ create "$VM_XML"
 assert_wait "$BOOT_TIMEOUT" "no GUEST-REMOTED-LISTENING" -- console_has "$CONSOLE" "$cmark" GUEST-REMOTED-LISTENING

@@ -33,7 +33,7 @@ vm_running() { [[ $(domain_state "$RSC") == running ]]; }
 vm_off() { domain_off "$RSC"; }           # shut off or undefined, libvirt answering
 vm_undefined() { [[ $(domain_state "$RSC") == absent ]]; }
 vm_domid() { virsh_ domid "$RSC" | sed '/^$/d'; }
-vm_qemu_pid() { [[ -s $QEMU_PIDFILE ]] && tr -d '[:space:]' <"$QEMU_PIDFILE"; }
+pidfile_qemu_pid() { [[ -s $QEMU_PIDFILE ]] && tr -d '[:space:]' <"$QEMU_PIDFILE"; } # as libvirt recorded it
 vm_heartbeat_above() { console_heartbeat_above "$CONSOLE" "$1" "$2"; } # MARK N
 
 utilization() { crm_resource -r "$RSC" -z -g "$1" -Q 2>/dev/null; }
@@ -126,7 +126,7 @@ assert_true "$RSC not running before the update" -- vm_up
 assert_wait 10 "no GUEST-HEARTBEAT before the update" -- vm_heartbeat_above 0 0
 assert_eq "" "$(crm_resource -r "$RSC" -g monitor_scripts -Q 2>/dev/null || true)" "monitor_scripts set before the update"
 id_before=$(vm_domid)
-pid_before=$(vm_qemu_pid || true)
+pid_before=$(pidfile_qemu_pid || true)
 assert_match '^[0-9]+$' "$pid_before" "qemu pid from $QEMU_PIDFILE before the update"
 cmark=$(console_size "$CONSOLE")
 hb_before=$(console_heartbeat "$CONSOLE" 0)
@@ -144,7 +144,7 @@ assert_eq "$MON_SCRIPT" "$(crm_resource -r "$RSC" -g monitor_scripts -Q 2>/dev/n
   "monitor_scripts in the CIB"
 assert_wait 10 "the recurring monitor did not run the new monitor_scripts twice" -- traced_twice
 assert_eq "$id_before" "$(vm_domid)" "domain id after reload"
-assert_eq "$pid_before" "$(vm_qemu_pid)" "qemu pid after reload"
+assert_eq "$pid_before" "$(pidfile_qemu_pid)" "qemu pid after reload"
 assert_wait 10 "heartbeat stopped after $hb_before" -- vm_heartbeat_above 0 "$hb_before"
 assert_eq 0 "$(console_count "$CONSOLE" "$cmark" GUEST-BOOT)" "GUEST-BOOT lines since the update"
 assert_no_match "Initiating (stop|start) operation ${RSC}_(stop|start)_0" "$(pcmk_log_since "$lmark")" \
@@ -188,7 +188,7 @@ assert_true "cluster not idle before the kill" -- cluster_idle 30
 assert_true "$RSC not running before the kill" -- vm_up
 assert_eq 0 "$(failcount "$RSC")" "failcount before the kill"
 assert_wait 10 "no heartbeat before the kill" -- console_has "$CONSOLE" "$cmark" GUEST-HEARTBEAT
-pid=$(vm_qemu_pid || true)
+pid=$(pidfile_qemu_pid || true)
 assert_match '^[0-9]+$' "$pid" "qemu pid from $QEMU_PIDFILE"
 assert_match '^qemu-system' "$(cat "/proc/$pid/comm" 2>&1)" "process $pid named in $QEMU_PIDFILE"
 t0=$(now)
@@ -200,7 +200,7 @@ t_recover=$(since "$t0")
 assert_wait "$BOOT_TIMEOUT" "no GUEST-BOOT/GUEST-READY after the recovery" -- console_has "$CONSOLE" "$cmark" GUEST-READY
 t_note "failcount 1 after $t_detect s, Started and running again after $t_recover s, guest ready after $(since "$t0") s (from kill -9)"
 assert_eq 1 "$(console_count "$CONSOLE" "$cmark" GUEST-BOOT)" "GUEST-BOOT lines since the kill"
-new_pid=$(vm_qemu_pid || true)
+new_pid=$(pidfile_qemu_pid || true)
 assert_match '^[0-9]+$' "$new_pid" "qemu pid from $QEMU_PIDFILE after the recovery"
 assert_true "pid file still names the killed qemu $pid" -- test "$new_pid" != "$pid"
 assert_true "cluster not idle after the recovery" -- cluster_idle 30
@@ -213,7 +213,7 @@ assert_true "$RSC not Started after the recovery" -- vm_up
 t_end
 
 t_begin "pcs resource cleanup $RSC: failcount 0, no failed action, still running"
-pid=$(vm_qemu_pid || true)
+pid=$(pidfile_qemu_pid || true)
 assert_match '^[0-9]+$' "$pid" "qemu pid from $QEMU_PIDFILE before the cleanup"
 assert_true "no failed $RSC action before the cleanup: nothing to clean" -- failed_action_shown "^[[:space:]]*\* $RSC "
 assert_rc 0 "pcs resource cleanup $RSC" -- pcs resource cleanup "$RSC"
@@ -221,7 +221,7 @@ assert_wait 10 "failcount of $RSC not 0 10s after cleanup" -- failcount_is 0 "$R
 assert_wait 10 "crm_mon -1 still shows a failed $RSC action (or does not answer)" -- no_failed_action "^[[:space:]]*\* $RSC "
 assert_true "cluster not idle after cleanup" -- cluster_idle 30
 assert_true "$RSC not Started after cleanup" -- vm_up
-assert_eq "$pid" "$(vm_qemu_pid)" "qemu pid (the cleanup's probe must not restart the guest)"
+assert_eq "$pid" "$(pidfile_qemu_pid)" "qemu pid (the cleanup's probe must not restart the guest)"
 t_end
 
 # The agent remembers the utilization it published in its state file (to fork

@@ -1,10 +1,17 @@
 //! What the agent needs from a libvirt domain XML: the domain's identity and the pools
-//! and networks it uses. Read with a streaming XML reader, so entities, comments and
-//! layout are handled as XML (the shell agent greps for `<name>` lines).
+//! and networks it uses. Read with a streaming, namespace-aware XML reader, so entities,
+//! comments and layout are handled as XML (the shell agent greps for `<name>` lines).
+//!
+//! The identity is read as libvirt reads it: `/domain/name`, `/domain/uuid` and
+//! `/domain/devices/emulator` in no namespace. Elements of another namespace
+//! (`<qemu:name>`, metadata) never count. A second `<name>` or `<uuid>` is refused:
+//! libvirt would take the first one, and an agent that guessed otherwise would wait
+//! for, monitor and stop a domain that is not the one it created.
 
 use quick_xml::escape::resolve_predefined_entity;
 use quick_xml::events::Event;
-use quick_xml::Reader;
+use quick_xml::name::ResolveResult;
+use quick_xml::NsReader;
 
 /// The parts of a domain definition the agent uses.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -29,22 +36,29 @@ fn push_unique(list: &mut Vec<String>, value: String) {
 
 /// Parses a domain XML document. `Err` says what is wrong with it.
 pub fn parse(xml: &str) -> Result<DomainXml, String> {
-    let mut reader = Reader::from_str(xml);
+    let mut reader = NsReader::from_str(xml);
+    // The open elements; one in a namespace is kept as `{ns}local`, so no path of
+    // interest matches through it.
     let mut path: Vec<String> = Vec::new();
     let mut text = String::new();
     let mut out = DomainXml::default();
     let mut root_seen = false;
+    let (mut names, mut uuids) = (0, 0);
     loop {
-        let event = reader.read_event().map_err(|e| {
-            format!(
-                "not well-formed XML at byte {}: {e}",
-                reader.error_position()
-            )
-        })?;
+        let (ns, event) = match reader.read_resolved_event() {
+            Ok((ns, event)) => (!matches!(ns, ResolveResult::Unbound), event),
+            Err(e) => {
+                return Err(format!(
+                    "not well-formed XML at byte {}: {e}",
+                    reader.error_position()
+                ))
+            }
+        };
         match event {
             Event::Start(ref e) | Event::Empty(ref e) => {
                 let local = e.local_name();
-                let name = local.as_ref().to_string();
+                let local = local.as_ref().to_string();
+                let name = if ns { format!("{{ns}}{local}") } else { local };
                 if path.is_empty() {
                     if root_seen || name != "domain" {
                         return Err(format!("the root element is <{name}>, not <domain>"));
@@ -53,6 +67,9 @@ pub fn parse(xml: &str) -> Result<DomainXml, String> {
                 }
                 let parent = path.last().map(String::as_str);
                 for attr in e.attributes().flatten() {
+                    if attr.key.prefix().is_some() {
+                        continue;
+                    }
                     let key = attr.key.local_name().as_ref().to_string();
                     let value = attr
                         .normalized_value(quick_xml::XmlVersion::Implicit1_0)
@@ -87,8 +104,20 @@ pub fn parse(xml: &str) -> Result<DomainXml, String> {
                 let value = text.trim().to_string();
                 let p: Vec<&str> = path.iter().map(String::as_str).collect();
                 match p.as_slice() {
-                    ["domain", "name"] => out.name = value,
-                    ["domain", "uuid"] => out.uuid = Some(value).filter(|v| !v.is_empty()),
+                    ["domain", "name"] if names > 0 => {
+                        return Err("more than one <name> element in <domain>".into())
+                    }
+                    ["domain", "name"] => {
+                        names += 1;
+                        out.name = value;
+                    }
+                    ["domain", "uuid"] if uuids > 0 => {
+                        return Err("more than one <uuid> element in <domain>".into())
+                    }
+                    ["domain", "uuid"] => {
+                        uuids += 1;
+                        out.uuid = Some(value).filter(|v| !v.is_empty());
+                    }
                     ["domain", "devices", "emulator"] => {
                         out.emulator = Some(value).filter(|v| !v.is_empty())
                     }
@@ -168,5 +197,39 @@ mod tests {
             .unwrap_err()
             .contains("no domain name"));
         assert!(parse("<domain><name>a &bogus; b</name></domain>").is_err());
+    }
+
+    #[test]
+    fn identity_is_read_as_libvirt_reads_it() {
+        // A namespaced <name> (before or after the real one) and metadata never count.
+        let d = parse(
+            "<domain xmlns:x='urn:x'><x:name>decoy</x:name><name>real</name>\
+             <x:uuid>00000000-0000-0000-0000-000000000000</x:uuid>\
+             <metadata><x:app xmlns='urn:app'><name>app</name></x:app></metadata>\
+             <devices><x:emulator>/bin/false</x:emulator></devices></domain>",
+        )
+        .unwrap();
+        assert_eq!(d.name, "real");
+        assert_eq!((d.uuid, d.emulator), (None, None));
+        // An element in a default namespace is not libvirt's either.
+        assert!(parse("<domain><name xmlns='urn:y'>x</name></domain>")
+            .unwrap_err()
+            .contains("no domain name"));
+    }
+
+    #[test]
+    fn a_second_name_or_uuid_is_refused() {
+        let two_names = parse("<domain><name>first</name><name>second</name></domain>");
+        assert!(two_names.unwrap_err().contains("more than one <name>"));
+        let two_uuids = parse(
+            "<domain><name>a</name><uuid>6a6e4f0e-2f0a-4c5b-9f7e-000000000001</uuid>\
+             <uuid>6a6e4f0e-2f0a-4c5b-9f7e-000000000002</uuid></domain>",
+        );
+        assert!(two_uuids.unwrap_err().contains("more than one <uuid>"));
+        // A <name> elsewhere (a disk's, a nested one) is not a second domain name.
+        let d =
+            parse("<domain><name>a</name><devices><disk><name>b</name></disk></devices></domain>")
+                .unwrap();
+        assert_eq!(d.name, "a");
     }
 }

@@ -75,6 +75,53 @@ pub fn path(ctx: &Context) -> Option<PathBuf> {
     Some(ctx.env.rsctmp().join(format!("VirtualDomain-{safe}.state")))
 }
 
+/// Whether the state file can be believed about which domain is ours: a regular file (not
+/// a symlink) owned by the user the agent runs as (root, under Pacemaker), in a directory
+/// (not a symlink) of that user that nobody else can write. Anyone else able to plant or
+/// change it could make a probe report their VM as ours, or a stop destroy it.
+/// `Err` says why not. A missing file is not trusted either (there is nothing to trust).
+pub fn trusted(path: &std::path::Path) -> Result<(), String> {
+    trusted_for(path, nix::unistd::geteuid().as_raw())
+}
+
+fn trusted_for(path: &std::path::Path, me: u32) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let file = std::fs::symlink_metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if !file.file_type().is_file() {
+        return Err(format!("{} is not a regular file", path.display()));
+    }
+    if file.uid() != me {
+        return Err(format!(
+            "{} belongs to uid {}, not {me}",
+            path.display(),
+            file.uid()
+        ));
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    let meta = std::fs::symlink_metadata(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    if !meta.file_type().is_dir() {
+        return Err(format!("{} is not a directory (a symlink?)", dir.display()));
+    }
+    if meta.uid() != me {
+        return Err(format!(
+            "{} belongs to uid {}, not {me}",
+            dir.display(),
+            meta.uid()
+        ));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(format!(
+            "{} can be written by others (mode {:o})",
+            dir.display(),
+            meta.mode() & 0o7777
+        ));
+    }
+    Ok(())
+}
+
 /// Reads the state file; a missing or unreadable one is empty.
 pub fn load(path: &std::path::Path) -> Cached {
     match statefile::read_string(path) {
@@ -102,6 +149,59 @@ pub fn store(path: &std::path::Path, old: &Cached, new: &Cached) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn scratch(tag: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("ocf-identity-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        d
+    }
+
+    #[test]
+    fn trusted_only_a_private_regular_file_of_ours() {
+        let d = scratch("trust");
+        let f = d.join("VirtualDomain-vm.state");
+        assert!(trusted(&f).is_err(), "a missing file is not trusted");
+        std::fs::write(&f, "name=vm\n").unwrap();
+        assert_eq!(trusted(&f), Ok(()));
+
+        // A directory others can write: anyone could have planted the file.
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(trusted(&f).unwrap_err().contains("written by others"));
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o775)).unwrap();
+        assert!(trusted(&f).unwrap_err().contains("written by others"));
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+        // A symlink, to the file or to its directory, is not the state file.
+        let link = d.join("link.state");
+        std::os::unix::fs::symlink(&f, &link).unwrap();
+        assert!(trusted(&link).unwrap_err().contains("not a regular file"));
+        let dir_link = d.with_extension("link");
+        let _ = std::fs::remove_file(&dir_link);
+        std::os::unix::fs::symlink(&d, &dir_link).unwrap();
+        assert!(trusted(&dir_link.join("VirtualDomain-vm.state"))
+            .unwrap_err()
+            .contains("not a directory"));
+        std::fs::remove_file(&dir_link).unwrap();
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn trusted_refuses_a_file_or_directory_of_another_user() {
+        let d = scratch("owner");
+        let f = d.join("VirtualDomain-vm.state");
+        std::fs::write(&f, "name=vm\n").unwrap();
+        let me = nix::unistd::geteuid().as_raw();
+        assert_eq!(trusted_for(&f, me), Ok(()));
+        // Seen by another user, the same file and directory are someone else's.
+        let other = me.wrapping_add(1);
+        assert!(trusted_for(&f, other)
+            .unwrap_err()
+            .contains(&format!("belongs to uid {me}, not {other}")));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
 
     #[test]
     fn round_trip_keeps_values_on_one_line() {

@@ -15,7 +15,7 @@ use virt::connect::Connect;
 use virt::domain::Domain;
 use virt::error::{Error, ErrorDomain, ErrorNumber};
 
-use super::raw;
+use super::{raw, Identity};
 
 /// Why a libvirt interaction failed.
 #[derive(Clone, Debug)]
@@ -132,6 +132,40 @@ pub struct Hypervisor {
 #[derive(Clone, Copy)]
 pub struct Guest {
     pub dom: &'static Domain,
+}
+
+/// What libvirt holds under a domain identity.
+#[derive(Clone)]
+pub enum Found {
+    /// Our domain: matched by UUID when one is known, else by name.
+    Ours(Guest),
+    /// libvirt knows no domain of that UUID or name.
+    Absent,
+    /// A domain of our name with another UUID: not ours, never touched.
+    Foreign { uuid: Uuid },
+}
+
+/// A UUID as libvirt prints it.
+pub type Uuid = String;
+
+/// Our domain and its state, as one lookup sees it.
+#[derive(Clone)]
+pub enum Seen {
+    Ours(Guest, DomainState),
+    Absent,
+    Foreign { uuid: Uuid },
+}
+
+/// Whether two spellings are the same UUID (libvirt accepts upper case, and the hex
+/// digits with or without dashes).
+pub fn same_uuid(a: &str, b: &str) -> bool {
+    let norm = |s: &str| {
+        s.chars()
+            .filter(|c| *c != '-' && !c.is_whitespace())
+            .map(|c| c.to_ascii_lowercase())
+            .collect::<String>()
+    };
+    norm(a) == norm(b)
 }
 
 /// A domain's state as libvirt reports it (virDomainState), or its absence.
@@ -275,11 +309,23 @@ impl Hypervisor {
     }
 
     /// The domain named `name`, or `None` when libvirt does not know it.
-    pub fn lookup(&self, name: &str, until: Instant) -> Result<Option<Guest>, LibvirtError> {
+    pub fn lookup_name(&self, name: &str, until: Instant) -> Result<Option<Guest>, LibvirtError> {
         let name = name.to_string();
-        match self.call("virDomainLookupByName", until, move |c| {
+        self.found(self.call("virDomainLookupByName", until, move |c| {
             c.lookup_domain_by_name(&name)
-        }) {
+        }))
+    }
+
+    /// The domain of UUID `uuid`, or `None` when libvirt does not know it.
+    pub fn lookup_uuid(&self, uuid: &str, until: Instant) -> Result<Option<Guest>, LibvirtError> {
+        let uuid = uuid.to_string();
+        self.found(self.call("virDomainLookupByUUIDString", until, move |c| {
+            c.lookup_domain_by_uuid_string(&uuid)
+        }))
+    }
+
+    fn found(&self, r: Result<Domain, LibvirtError>) -> Result<Option<Guest>, LibvirtError> {
+        match r {
             Ok(dom) => Ok(Some(Guest {
                 dom: Box::leak(Box::new(dom)),
             })),
@@ -288,17 +334,46 @@ impl Hypervisor {
         }
     }
 
-    /// The state of `name`'s domain ([`DomainState::Absent`] when libvirt does not know it).
-    pub fn state_of(
-        &self,
-        name: &str,
-        until: Instant,
-    ) -> Result<(Option<Guest>, DomainState), LibvirtError> {
-        let Some(guest) = self.lookup(name, until)? else {
-            return Ok((None, DomainState::Absent));
+    /// A domain's UUID as libvirt reports it.
+    pub fn uuid_of(&self, guest: Guest, until: Instant) -> Result<String, LibvirtError> {
+        self.on(guest, "virDomainGetUUIDString", until, |d| d.uuid_string())
+    }
+
+    /// What libvirt holds under our identity: by UUID whenever one is known (a domain
+    /// of our name with another UUID is someone else's), else by name.
+    pub fn find(&self, id: &Identity, until: Instant) -> Result<Found, LibvirtError> {
+        let Some(uuid) = &id.uuid else {
+            return Ok(match self.lookup_name(&id.name, until)? {
+                Some(g) => Found::Ours(g),
+                None => Found::Absent,
+            });
         };
-        let state = self.state(guest, until)?;
-        Ok((Some(guest), state))
+        if let Some(g) = self.lookup_uuid(uuid, until)? {
+            return Ok(Found::Ours(g));
+        }
+        let Some(g) = self.lookup_name(&id.name, until)? else {
+            return Ok(Found::Absent);
+        };
+        match self.uuid_of(g, until) {
+            // Gone between the two lookups, or ours after all (it appeared meanwhile).
+            Err(e) if e.is_no_domain() => Ok(Found::Absent),
+            Err(e) => Err(e),
+            Ok(other) if same_uuid(&other, uuid) => Ok(Found::Ours(g)),
+            Ok(other) => Ok(Found::Foreign { uuid: other }),
+        }
+    }
+
+    /// The state of our domain ([`Seen::Absent`] when libvirt knows no such domain,
+    /// [`Seen::Foreign`] when the name belongs to a domain with another UUID).
+    pub fn state_of(&self, id: &Identity, until: Instant) -> Result<Seen, LibvirtError> {
+        match self.find(id, until)? {
+            Found::Ours(g) => match self.state(g, until)? {
+                DomainState::Absent => Ok(Seen::Absent),
+                s => Ok(Seen::Ours(g, s)),
+            },
+            Found::Absent => Ok(Seen::Absent),
+            Found::Foreign { uuid } => Ok(Seen::Foreign { uuid }),
+        }
     }
 
     /// The state of a domain; a domain that vanished meanwhile is [`DomainState::Absent`].

@@ -8,7 +8,7 @@ use ocf_common::{Context, ExitCode, OcfError, OcfResult};
 use virt::domain::MigrateParameters;
 use virt::sys;
 
-use super::libvirt::{bounded, Hypervisor};
+use super::libvirt::{bounded, Found, Hypervisor};
 use super::monitor::{state_check, wait_until_healthy, Failure};
 use super::{libvirt_error, raw, start, stop, validate, Resource};
 
@@ -337,8 +337,8 @@ pub fn migrate_to(ctx: &Context) -> OcfResult {
 }
 
 pub fn migrate_from(ctx: &Context) -> OcfResult {
-    let res = Resource::load(ctx);
-    let Some(id) = res.identity.clone() else {
+    let mut res = Resource::load(ctx);
+    let Some(mut id) = res.identity.clone() else {
         return Err(res
             .require_config()
             .err()
@@ -346,8 +346,19 @@ pub fn migrate_from(ctx: &Context) -> OcfResult {
     };
     let until = ctx.deadline.end();
     let hv = res.connect(until).map_err(libvirt_error)?;
+    if id.uuid_assigned {
+        // Whatever this node remembers is older than the domain that just arrived: it
+        // is the one the source ran, under the UUID libvirt gave it there.
+        id.uuid = None;
+    }
     match state_check(&hv, &id, until, false) {
-        Ok(Ok(_)) => {}
+        Ok(Ok(g)) => {
+            if id.uuid.is_none() {
+                id.uuid = Some(hv.uuid_of(g, until).map_err(libvirt_error)?);
+                id.uuid_assigned = true;
+            }
+            res.identity = Some(id.clone());
+        }
         Ok(Err(_)) => {
             return Err(OcfError::generic(format!(
                 "migrate_from: domain {} is not running here after a migration from {}",
@@ -360,7 +371,7 @@ pub fn migrate_from(ctx: &Context) -> OcfResult {
     }
     wait_until_healthy(&res, &hv, &id, until, "migrate_from")?;
     if ctx.params.bool("save_config_on_stop") || ctx.params.bool("sync_config_on_stop") {
-        if let Ok(Some(g)) = hv.lookup(&id.name, until) {
+        if let Ok(Found::Ours(g)) = hv.find(&id, until) {
             stop::save_config(&res, &hv, g, until);
         }
     }

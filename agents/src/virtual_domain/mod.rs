@@ -87,7 +87,12 @@ impl ConfigProblem {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Identity {
     pub name: String,
+    /// Lookups go by this UUID whenever it is known: a domain of our name with another
+    /// UUID is not ours.
     pub uuid: Option<String>,
+    /// The UUID is the one libvirt assigned at start (the config has none), remembered in
+    /// the state file; stop forgets it, since the next start gets a new one.
+    pub uuid_assigned: bool,
     pub emulator: Option<String>,
 }
 
@@ -110,21 +115,42 @@ impl<'a> Resource<'a> {
             .as_deref()
             .map(identity::load)
             .unwrap_or_default();
+        let believable = believable(ctx, state_path.as_deref(), &cached);
         let identity = match &config {
-            Ok((_, xml)) => Some(Identity {
-                name: xml.name.clone(),
-                uuid: xml.uuid.clone(),
-                emulator: xml.emulator.clone(),
-            }),
-            Err(_) => cached.get("name").map(|name| Identity {
-                name: name.to_string(),
-                uuid: cached.get("uuid").map(str::to_string),
-                emulator: cached.get("emulator").map(str::to_string),
-            }),
+            Ok((_, xml)) => {
+                // A config without <uuid>: the UUID libvirt gave the domain at start,
+                // if the cache is this resource's and names the same domain.
+                let assigned = match (&xml.uuid, &believable) {
+                    (None, Ok(())) if cached.get("name") == Some(xml.name.as_str()) => {
+                        cached.get("uuid").map(str::to_string)
+                    }
+                    _ => None,
+                };
+                Some(Identity {
+                    name: xml.name.clone(),
+                    uuid_assigned: assigned.is_some(),
+                    uuid: xml.uuid.clone().or(assigned),
+                    emulator: xml.emulator.clone(),
+                })
+            }
+            Err(problem) => match &believable {
+                Ok(()) => cached.get("name").map(|name| {
+                    tracing::warn!(domain = %name, "config unusable ({problem:?}); using the identity cached at start");
+                    Identity {
+                        name: name.to_string(),
+                        uuid: cached.get("uuid").map(str::to_string),
+                        uuid_assigned: cached.get("uuid_assigned") == Some("1"),
+                        emulator: cached.get("emulator").map(str::to_string),
+                    }
+                }),
+                Err(why) => {
+                    if cached.get("name").is_some() {
+                        tracing::warn!("config unusable ({problem:?}); the cached identity is not used: {why}");
+                    }
+                    None
+                }
+            },
         };
-        if let (Err(problem), Some(id)) = (&config, &identity) {
-            tracing::warn!(domain = %id.name, "config unusable ({problem:?}); using the identity cached at start");
-        }
         Resource {
             ctx,
             config,
@@ -163,6 +189,7 @@ impl<'a> Resource<'a> {
         if let Some(id) = &self.identity {
             new.set("name", Some(&id.name));
             new.set("uuid", id.uuid.as_deref());
+            new.set("uuid_assigned", id.uuid_assigned.then_some("1"));
             new.set("emulator", id.emulator.as_deref());
         }
         if let Some(cfg) = self.ctx.params.str("config") {
@@ -170,6 +197,25 @@ impl<'a> Resource<'a> {
         }
         update(&mut new);
         identity::store(path, &self.cached, &new);
+    }
+}
+
+/// Whether the state file's identity belongs to this resource as configured now: written
+/// for the same `config` path, and in a place only this user could have written it.
+fn believable(
+    ctx: &Context,
+    state_path: Option<&std::path::Path>,
+    cached: &Cached,
+) -> Result<(), String> {
+    let path = state_path.ok_or("no state file")?;
+    identity::trusted(path)?;
+    let config = ctx.params.str("config").unwrap_or("");
+    match cached.get("config") {
+        Some(c) if c == config => Ok(()),
+        Some(c) => Err(format!(
+            "it was written for config {c}, not {config} (another resource of the same name?)"
+        )),
+        None => Err("it names no config".into()),
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use ocf_common::{Context, ExitCode, OcfError, OcfResult};
 
-use super::libvirt::{DomainState, Guest, Hypervisor, LibvirtError};
+use super::libvirt::{DomainState, Guest, Hypervisor, LibvirtError, Seen};
 use super::{libvirt_error, process, scripts, utilization, ConfigProblem, Identity, Resource};
 
 /// Time kept at the end of a monitor for the process fallback and the reply.
@@ -72,16 +72,24 @@ pub fn state_check(
     until: Instant,
     probe: bool,
 ) -> Result<Result<Guest, ExitCode>, Failure> {
-    let (guest, state) = hv.state_of(&id.name, until)?;
-    match (guest, state) {
-        (Some(g), s) if s.is_active() => Ok(Ok(g)),
-        (_, DomainState::Absent) | (_, DomainState::ShutOff) => {
+    match hv.state_of(id, until)? {
+        Seen::Ours(g, s) if s.is_active() => Ok(Ok(g)),
+        Seen::Ours(_, DomainState::ShutOff) | Seen::Absent => {
             if !probe {
-                tracing::info!(domain = %id.name, "domain is {}", state.describe());
+                tracing::info!(domain = %id.name, "domain is not running");
             }
             Ok(Err(ExitCode::NotRunning))
         }
-        (_, s) => Err(Failure::Ocf(OcfError::generic(format!(
+        Seen::Foreign { uuid } => {
+            tracing::warn!(
+                domain = %id.name,
+                "libvirt's domain {} has UUID {uuid}, not this resource's {}: not ours, so ours is not running",
+                id.name,
+                id.uuid.as_deref().unwrap_or("?")
+            );
+            Ok(Err(ExitCode::NotRunning))
+        }
+        Seen::Ours(_, s) => Err(Failure::Ocf(OcfError::generic(format!(
             "domain {} is {}",
             id.name,
             s.describe()

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use ocf_common::{statefile, Context, ExitCode, OcfError, OcfResult};
 use virt::sys;
 
-use super::libvirt::{DomainState, Guest, Hypervisor};
-use super::monitor::{state_check, wait_until_healthy, Failure};
+use super::libvirt::{same_uuid, DomainState, Found, Guest, Hypervisor, Seen};
+use super::monitor::wait_until_healthy;
 use super::{libvirt_error, utilization, validate, Identity, Resource};
 
 pub fn start(ctx: &Context) -> OcfResult {
@@ -28,34 +28,44 @@ pub fn start(ctx: &Context) -> OcfResult {
     let mut id = res
         .identity
         .clone()
-        .expect("identity comes with a parsed config");
+        .ok_or_else(|| OcfError::generic("internal error: config parsed without an identity"))?;
     let until = ctx.deadline.end();
     let hv = res.connect(until).map_err(libvirt_error)?;
 
-    match state_check(&hv, &id, until, true) {
-        Ok(Ok(_)) => {
+    match hv.state_of(&id, until).map_err(libvirt_error)? {
+        Seen::Foreign { uuid } => {
+            return Err(OcfError::generic(format!(
+                "domain {} already exists with UUID {uuid}, not this resource's {}: not starting a second domain of that name",
+                id.name,
+                id.uuid.as_deref().unwrap_or("?")
+            )))
+        }
+        Seen::Ours(_, s) if s.is_active() => {
             tracing::info!(domain = %id.name, "already running");
             res.remember(|_| {});
             return Ok(ExitCode::Success);
         }
-        Ok(Err(_)) => {}
         // Crashed or suspended: it is not running; clear it away before starting anew.
-        Err(Failure::Ocf(why)) => {
-            tracing::warn!(domain = %id.name, "{}; destroying it before the start", why.reason());
-            if let Some(g) = hv.lookup(&id.name, until).map_err(libvirt_error)? {
-                let _ = hv.on(g, "virDomainDestroy", until, |d| d.destroy());
-            }
+        Seen::Ours(g, s) if s != DomainState::ShutOff => {
+            tracing::warn!(domain = %id.name, "domain is {}; destroying it before the start", s.describe());
+            let _ = hv.on(g, "virDomainDestroy", until, |d| d.destroy());
         }
-        Err(Failure::Libvirt(e)) => return Err(libvirt_error(e)),
+        Seen::Ours(..) | Seen::Absent => {}
+    }
+    if id.uuid_assigned {
+        // The UUID libvirt gave an earlier incarnation: this one gets its own.
+        id.uuid = None;
+        id.uuid_assigned = false;
     }
 
     let restored = restore_snapshot(ctx, &hv, &id, until)?;
+    let mut created = None;
     if !restored {
         if ctx.params.bool("start_resources") {
             start_resources(&hv, &res, until)?;
         }
         if ctx.params.str("backingfile").is_some() {
-            start_over_backing_file(ctx, &hv, &id, &xml_text, until)?;
+            created = Some(start_over_backing_file(ctx, &hv, &id, &xml_text, until)?);
         } else {
             remove_stale_definition(
                 &hv,
@@ -65,27 +75,85 @@ pub fn start(ctx: &Context) -> OcfResult {
                 until,
             )?;
             let xml = xml_text.clone();
-            hv.call("virDomainCreateXML", until, move |c| {
-                c.create_domain_xml(&xml, 0)
-            })
-            .map_err(|e| {
-                OcfError::generic(format!("Failed to start virtual domain {}: {e}", id.name))
-            })
-            .map(|dom| Box::leak(Box::new(dom)))?;
+            let dom = hv
+                .call("virDomainCreateXML", until, move |c| {
+                    c.create_domain_xml(&xml, 0)
+                })
+                .map_err(|e| {
+                    OcfError::generic(format!("Failed to start virtual domain {}: {e}", id.name))
+                })?;
+            created = Some(Guest {
+                dom: Box::leak(Box::new(dom)),
+            });
         }
     }
-    // Remember the UUID libvirt uses (the config may have none).
-    if let Ok(Some(g)) = hv.lookup(&id.name, until) {
-        if let Ok(uuid) = hv.on(g, "virDomainGetUUIDString", until, |d| d.uuid_string()) {
-            id.uuid = Some(uuid);
-        }
-    }
+    // What runs now is what libvirt says it created: its name and UUID, not our reading
+    // of the file, are what every later action looks for.
+    let guest = match created {
+        Some(g) => g,
+        None => match hv.find(&id, until).map_err(libvirt_error)? {
+            Found::Ours(g) => g,
+            Found::Absent => {
+                return Err(OcfError::generic(format!(
+                    "domain {} is not known to libvirt after its start",
+                    id.name
+                )))
+            }
+            Found::Foreign { uuid } => {
+                return Err(OcfError::generic(format!(
+                    "the restored domain {} has UUID {uuid}, not this resource's {}",
+                    id.name,
+                    id.uuid.as_deref().unwrap_or("?")
+                )))
+            }
+        },
+    };
+    id = check_created(&hv, guest, id, until)?;
     res.identity = Some(id.clone());
     res.remember(utilization::forget_published);
     utilization::forget_published(&mut res.cached);
     wait_until_healthy(&res, &hv, &id, until, "start")?;
     tracing::info!(domain = %id.name, ms = t.elapsed().as_millis() as u64, "domain started");
     Ok(ExitCode::Success)
+}
+
+/// The identity of the domain libvirt created: its name and UUID as libvirt reports them.
+/// A domain that is not the one the config describes (another name, or another UUID than
+/// the config's) is destroyed at once: nothing would ever monitor or stop it.
+fn check_created(
+    hv: &Hypervisor,
+    guest: Guest,
+    id: Identity,
+    until: Instant,
+) -> OcfResult<Identity> {
+    let name = hv
+        .on(guest, "virDomainGetName", until, |d| d.name())
+        .map_err(libvirt_error)?;
+    let uuid = hv.uuid_of(guest, until).map_err(libvirt_error)?;
+    let wrong = if name != id.name {
+        Some(format!("is named {name}, not {}", id.name))
+    } else {
+        match &id.uuid {
+            Some(ours) if !same_uuid(ours, &uuid) => Some(format!("has UUID {uuid}, not {ours}")),
+            _ => None,
+        }
+    };
+    if let Some(wrong) = wrong {
+        let destroyed = hv.on(guest, "virDomainDestroy", until, |d| d.destroy());
+        return Err(OcfError::generic(format!(
+            "the domain libvirt started {wrong} as read from the config; {}",
+            if destroyed.is_ok() {
+                "destroyed it"
+            } else {
+                "could not destroy it"
+            }
+        )));
+    }
+    Ok(Identity {
+        uuid_assigned: id.uuid.is_none(),
+        uuid: Some(uuid),
+        ..id
+    })
 }
 
 /// `<snapshot>/<name>.state`, the memory image stop saved.
@@ -134,7 +202,7 @@ fn remove_stale_definition(
     config: &str,
     until: Instant,
 ) -> OcfResult<()> {
-    let Some(g) = hv.lookup(&id.name, until).map_err(libvirt_error)? else {
+    let Found::Ours(g) = hv.find(id, until).map_err(libvirt_error)? else {
         return Ok(());
     };
     if hv.state(g, until).map_err(libvirt_error)? == DomainState::Absent {
@@ -215,7 +283,7 @@ fn start_over_backing_file(
     id: &Identity,
     xml: &str,
     until: Instant,
-) -> OcfResult<()> {
+) -> OcfResult<Guest> {
     let backing = ctx.params.str("backingfile").unwrap_or_default();
     let config = ctx.params.str("config").unwrap_or_default();
     let overlay = overlay_path(config);
@@ -261,7 +329,7 @@ fn start_over_backing_file(
         .map_err(|e| {
             OcfError::generic(format!("Failed to start virtual domain {}: {e}", id.name))
         })?;
-    Ok(())
+    Ok(guest)
 }
 
 /// Runs a helper program (no shell), killing it at `until`; fails with its output.

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use ocf_common::{statefile, Context, Deadline, ExitCode, OcfError, OcfResult};
 use virt::sys;
 
-use super::libvirt::{DomainState, Guest, Hypervisor, LibvirtError};
+use super::libvirt::{DomainState, Guest, Hypervisor, LibvirtError, Seen};
 use super::start::snapshot_path;
 use super::{process, raw, Identity, Resource};
 
@@ -29,7 +29,7 @@ fn kill_budget(timeout: Duration) -> Duration {
 
 pub fn stop(ctx: &Context) -> OcfResult {
     let t = Instant::now();
-    let res = Resource::load(ctx);
+    let mut res = Resource::load(ctx);
     let Some(id) = res.identity.clone() else {
         tracing::info!("no usable config and no cached identity: nothing of ours can be running");
         return Ok(ExitCode::Success);
@@ -43,6 +43,15 @@ pub fn stop(ctx: &Context) -> OcfResult {
     };
     match result {
         Ok(()) => {
+            if id.uuid_assigned {
+                // The next start creates the domain anew, under a new UUID.
+                res.identity = Some(Identity {
+                    uuid: None,
+                    uuid_assigned: false,
+                    ..id.clone()
+                });
+                res.remember(|_| {});
+            }
             tracing::info!(domain = %id.name, ms = t.elapsed().as_millis() as u64, "domain stopped");
             Ok(ExitCode::Success)
         }
@@ -62,10 +71,21 @@ fn stop_with_libvirt(
 ) -> Result<(), LibvirtError> {
     let ctx = res.ctx;
     let until = deadline.end();
-    let (guest, state) = hv.state_of(&id.name, until)?;
-    let Some(guest) = guest else {
-        tracing::info!(domain = %id.name, "already stopped (unknown to libvirt)");
-        return Ok(());
+    let (guest, state) = match hv.state_of(id, until)? {
+        Seen::Ours(g, s) => (g, s),
+        Seen::Absent => {
+            tracing::info!(domain = %id.name, "already stopped (unknown to libvirt)");
+            return Ok(());
+        }
+        Seen::Foreign { uuid } => {
+            tracing::warn!(
+                domain = %id.name,
+                "libvirt's domain {} has UUID {uuid}, not this resource's {}: not ours, left alone; ours is not running",
+                id.name,
+                id.uuid.as_deref().unwrap_or("?")
+            );
+            return Ok(());
+        }
     };
     // A crashed or suspended guest may still have its process: it cannot shut down.
     if matches!(state, DomainState::Crashed | DomainState::PmSuspended)

@@ -46,6 +46,12 @@ impl Deadline {
         self.timeout
     }
 
+    /// The whole time this deadline gives, from the action's start to its end: what a
+    /// reserve for a later phase is a share of.
+    pub fn span(&self) -> Duration {
+        self.end.saturating_duration_since(self.started)
+    }
+
     /// Time since the action started.
     pub fn elapsed(&self) -> Duration {
         self.started.elapsed()
@@ -137,6 +143,21 @@ mod tests {
         let sub = tight.reserving(Duration::from_secs(10));
         assert_eq!(sub.end(), t0);
         assert!(sub.expired());
+    }
+
+    #[test]
+    fn span_is_what_the_deadline_gives() {
+        let t0 = Instant::now();
+        assert_eq!(
+            Deadline::new(t0, Duration::from_secs(20)).span(),
+            Duration::from_secs(18)
+        );
+        let d = Deadline::new(t0, Duration::from_secs(90));
+        assert_eq!(
+            d.reserving(Duration::from_secs(30)).span(),
+            Duration::from_secs(55)
+        );
+        assert_eq!(d.reserving(Duration::from_secs(999)).span(), Duration::ZERO);
     }
 
     #[test]

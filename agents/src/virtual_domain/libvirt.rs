@@ -23,8 +23,11 @@ pub enum LibvirtError {
     /// libvirt could not be reached: daemon down, socket missing, authentication failed,
     /// or the connection broke.
     Unreachable { uri: String, message: String },
-    /// The call did not return in time (libvirtd hung or overloaded).
-    Hung { op: &'static str },
+    /// The call did not return in the time it was given (libvirtd hung or overloaded).
+    Hung { op: &'static str, waited_ms: u64 },
+    /// The action's own budget for this call was used up before it could be made: says
+    /// nothing about libvirt, so it is never taken for an unreachable daemon.
+    OutOfTime { op: &'static str },
     /// The call returned an error.
     Failed {
         op: &'static str,
@@ -60,7 +63,12 @@ impl std::fmt::Display for LibvirtError {
             LibvirtError::Unreachable { uri, message } => {
                 write!(f, "cannot reach libvirt at {uri}: {message}")
             }
-            LibvirtError::Hung { op } => write!(f, "libvirt did not answer {op} in time"),
+            LibvirtError::Hung { op, waited_ms } => {
+                write!(f, "libvirt did not answer {op} within {waited_ms} ms")
+            }
+            LibvirtError::OutOfTime { op } => {
+                write!(f, "no time was left for {op} within the operation timeout")
+            }
             LibvirtError::Failed {
                 op, code, message, ..
             } => {
@@ -92,6 +100,11 @@ pub fn bounded<T: Send + 'static>(
     op: &'static str,
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, LibvirtError> {
+    let budget = until.saturating_duration_since(Instant::now());
+    if budget.is_zero() {
+        tracing::warn!(op, "no time left for the libvirt call");
+        return Err(LibvirtError::OutOfTime { op });
+    }
     let (tx, rx) = sync_channel(1);
     std::thread::Builder::new()
         .name(op.into())
@@ -107,8 +120,13 @@ pub fn bounded<T: Send + 'static>(
     match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
         Ok(v) => Ok(v),
         Err(RecvTimeoutError::Timeout) => {
-            tracing::warn!(op, "libvirt call did not return in time; abandoned");
-            Err(LibvirtError::Hung { op })
+            let waited_ms = budget.as_millis() as u64;
+            tracing::warn!(
+                op,
+                waited_ms,
+                "libvirt call did not return in time; abandoned"
+            );
+            Err(LibvirtError::Hung { op, waited_ms })
         }
         Err(RecvTimeoutError::Disconnected) => Err(LibvirtError::Failed {
             op,
@@ -292,7 +310,13 @@ impl Hypervisor {
             if !no_domain {
                 tracing::warn!(op, code = ?e.code(), domain = ?e.domain(), "libvirt call failed: {}", e.message());
             }
-            if is_connection_failure(&e) {
+            // A system error is also what a healthy daemon reports when its own I/O
+            // fails (a save to a full disk): only a connection that is really gone
+            // makes libvirt unreachable.
+            let system = e.code().is_known_and(|c| c == ErrorNumber::SystemError);
+            let gone = is_connection_failure(&e)
+                && !(system && matches!(bounded(until, "virConnectIsAlive", move || conn.is_alive()), Ok(Ok(true))));
+            if gone {
                 LibvirtError::Unreachable {
                     uri,
                     message: e.message().to_string(),

@@ -345,7 +345,7 @@ pub fn migrate_from(ctx: &Context) -> OcfResult {
             .unwrap_or_else(|| OcfError::generic("no domain")));
     };
     let until = ctx.deadline.end();
-    let hv = res.connect(until).map_err(libvirt_error)?;
+    let mut hv = res.connect(until).map_err(libvirt_error)?;
     if id.uuid_assigned {
         // Whatever this node remembers is older than the domain that just arrived: it
         // is the one the source ran, under the UUID libvirt gave it there.
@@ -369,7 +369,7 @@ pub fn migrate_from(ctx: &Context) -> OcfResult {
         Err(Failure::Ocf(e)) => return Err(e),
         Err(Failure::Libvirt(e)) => return Err(libvirt_error(e)),
     }
-    wait_until_healthy(&res, &hv, &id, until, "migrate_from")?;
+    wait_until_healthy(&res, &mut hv, &id, until, "migrate_from")?;
     if ctx.params.bool("save_config_on_stop") || ctx.params.bool("sync_config_on_stop") {
         if let Ok(Found::Ours(g)) = hv.find(&id, until) {
             stop::save_config(&res, &hv, g, until);

@@ -12,8 +12,11 @@ use ocf_common::{Context, ExitCode, OcfError, OcfResult};
 use super::libvirt::{DomainState, Guest, Hypervisor, LibvirtError, Seen};
 use super::{libvirt_error, process, scripts, utilization, ConfigProblem, Identity, Resource};
 
-/// Time kept at the end of a monitor for the process fallback and the reply.
-const FALLBACK_RESERVE: Duration = Duration::from_millis(1500);
+/// Time kept at the end of a monitor for the process fallback and the reply: 1.5 s, or a
+/// quarter of a shorter timeout (libvirt is always asked first).
+fn fallback_reserve(span: Duration) -> Duration {
+    (span / 4).min(Duration::from_millis(1500))
+}
 
 pub fn monitor(ctx: &Context) -> OcfResult {
     let res = Resource::load(ctx);
@@ -32,7 +35,10 @@ pub fn monitor(ctx: &Context) -> OcfResult {
             Ok(_) => unreachable_identity(),
         };
     };
-    let until = ctx.deadline.reserving(FALLBACK_RESERVE).end();
+    let until = ctx
+        .deadline
+        .reserving(fallback_reserve(ctx.deadline.span()))
+        .end();
     let hv = match res.connect(until) {
         Ok(hv) => hv,
         Err(e) if e.is_unreachable() => return from_process(&id, e),
@@ -136,9 +142,10 @@ fn from_process(id: &Identity, e: LibvirtError) -> OcfResult {
 }
 
 /// Repeats the full check until it succeeds or `until` passes (start, migrate_from).
+/// A connection that broke (libvirtd restarted) is opened anew and the wait goes on.
 pub fn wait_until_healthy(
     res: &Resource,
-    hv: &Hypervisor,
+    hv: &mut Hypervisor,
     id: &Identity,
     until: Instant,
     what: &str,
@@ -149,6 +156,16 @@ pub fn wait_until_healthy(
             Ok(ExitCode::Success) => return Ok(ExitCode::Success),
             Ok(code) => format!("domain {} is not running ({})", id.name, code.name()),
             Err(Failure::Ocf(e)) => e.reason().to_string(),
+            Err(Failure::Libvirt(e)) if e.is_unreachable() => {
+                tracing::warn!(domain = %id.name, "{e}; reconnecting");
+                match res.connect(until) {
+                    Ok(fresh) => {
+                        *hv = fresh;
+                        e.to_string()
+                    }
+                    Err(again) => again.to_string(),
+                }
+            }
             Err(Failure::Libvirt(e)) => e.to_string(),
         };
         // A check cut short by the deadline says less than the last complete one

@@ -30,7 +30,7 @@ pub fn start(ctx: &Context) -> OcfResult {
         .clone()
         .ok_or_else(|| OcfError::generic("internal error: config parsed without an identity"))?;
     let until = ctx.deadline.end();
-    let hv = res.connect(until).map_err(libvirt_error)?;
+    let mut hv = res.connect(until).map_err(libvirt_error)?;
 
     match hv.state_of(&id, until).map_err(libvirt_error)? {
         Seen::Foreign { uuid } => {
@@ -112,7 +112,7 @@ pub fn start(ctx: &Context) -> OcfResult {
     res.identity = Some(id.clone());
     res.remember(utilization::forget_published);
     utilization::forget_published(&mut res.cached);
-    wait_until_healthy(&res, &hv, &id, until, "start")?;
+    wait_until_healthy(&res, &mut hv, &id, until, "start")?;
     tracing::info!(domain = %id.name, ms = t.elapsed().as_millis() as u64, "domain started");
     Ok(ExitCode::Success)
 }

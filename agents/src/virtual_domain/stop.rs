@@ -15,17 +15,22 @@ use super::libvirt::{DomainState, Guest, Hypervisor, LibvirtError, Seen};
 use super::start::snapshot_path;
 use super::{process, raw, Identity, Resource};
 
-/// The part of the stop timeout kept for destroying the domain after a graceful
-/// shutdown did not finish: a third of the timeout, between 2 and 20 seconds (libvirt's
-/// own destroy may take over 10 s for a busy guest).
-pub fn destroy_budget(timeout: Duration) -> Duration {
-    (timeout / 3).clamp(Duration::from_secs(2), Duration::from_secs(20))
+/// The part of a stop's libvirt time kept for destroying the domain after a graceful
+/// shutdown did not finish: a third of it, at most 20 seconds (libvirt's own destroy may
+/// take over 10 s for a busy guest). A share, not a fixed amount: however short the
+/// timeout, the graceful phase before it gets a real attempt.
+pub fn destroy_budget(span: Duration) -> Duration {
+    (span / 3).min(Duration::from_secs(20))
 }
 
-/// The part kept for ending the guest's process ourselves when libvirt hangs.
-fn kill_budget(timeout: Duration) -> Duration {
-    (timeout / 6).clamp(Duration::from_secs(1), Duration::from_secs(5))
+/// The part kept for ending the guest's process ourselves when libvirt hangs: a sixth of
+/// the stop's time, at most 5 s, so that libvirt is always asked first.
+fn kill_budget(span: Duration) -> Duration {
+    (span / 6).min(Duration::from_secs(5))
 }
+
+/// Pause between attempts to reach a libvirtd that went away.
+const RECONNECT_PAUSE: Duration = Duration::from_millis(200);
 
 pub fn stop(ctx: &Context) -> OcfResult {
     let t = Instant::now();
@@ -36,10 +41,30 @@ pub fn stop(ctx: &Context) -> OcfResult {
     };
     let deadline = ctx.deadline;
     // Every libvirt call of the stop ends early enough to kill the process ourselves.
-    let libvirt_until = deadline.reserving(kill_budget(deadline.timeout()));
-    let result = match res.connect(libvirt_until.end()) {
-        Ok(hv) => stop_with_libvirt(&res, &hv, &id, libvirt_until),
-        Err(e) => Err(e),
+    let libvirt_until = deadline.reserving(kill_budget(deadline.span()));
+    let mut lost: Option<LibvirtError> = None;
+    let result = loop {
+        let attempt = match res.connect(libvirt_until.end()) {
+            Ok(hv) => stop_with_libvirt(&res, &hv, &id, libvirt_until),
+            Err(e) => Err(e),
+        };
+        match attempt {
+            // libvirtd restarting, or its connection broke: connect again and carry on
+            // (a graceful shutdown in progress keeps its own deadline). Only a libvirt
+            // unreachable into the kill budget makes us end the process ourselves.
+            Err(e) if e.is_unreachable() => {
+                if !libvirt_until.sleep(RECONNECT_PAUSE) {
+                    break Err(e);
+                }
+                tracing::warn!(domain = %id.name, "{e}; connecting again");
+                lost = Some(e);
+            }
+            // The libvirt time ran out while reconnecting: libvirt stayed unreachable.
+            Err(LibvirtError::OutOfTime { op }) => {
+                break Err(lost.take().unwrap_or(LibvirtError::OutOfTime { op }))
+            }
+            other => break other,
+        }
     };
     match result {
         Ok(()) => {
@@ -97,7 +122,7 @@ fn stop_with_libvirt(
         tracing::info!(domain = %id.name, "already stopped ({})", state.describe());
         return Ok(());
     }
-    let graceful = deadline.reserving(destroy_budget(deadline.timeout()));
+    let graceful = deadline.reserving(destroy_budget(deadline.span()));
     if let Some(path) = snapshot_path(ctx, &id.name) {
         let p = path.to_string_lossy().into_owned();
         match hv.on(guest, "virDomainSave", graceful.end(), move |d| {
@@ -338,12 +363,37 @@ mod tests {
             destroy_budget(Duration::from_secs(30)),
             Duration::from_secs(10)
         );
-        assert_eq!(
-            destroy_budget(Duration::from_secs(3)),
-            Duration::from_secs(2)
-        );
         assert_eq!(kill_budget(Duration::from_secs(90)), Duration::from_secs(5));
-        assert_eq!(kill_budget(Duration::from_secs(3)), Duration::from_secs(1));
+        assert_eq!(kill_budget(Duration::from_secs(12)), Duration::from_secs(2));
+    }
+
+    #[test]
+    fn every_phase_of_a_stop_gets_time_however_short_the_timeout() {
+        let t0 = Instant::now();
+        for ms in [200, 500, 1000, 2000, 3000, 10_000, 30_000, 90_000, 600_000] {
+            let deadline = Deadline::new(t0, Duration::from_millis(ms));
+            let kill = kill_budget(deadline.span());
+            let libvirt = deadline.reserving(kill);
+            let destroy = destroy_budget(libvirt.span());
+            let graceful = libvirt.reserving(destroy);
+            assert!(!kill.is_zero(), "{ms} ms: no time to end the process");
+            assert!(!destroy.is_zero(), "{ms} ms: no time to destroy");
+            assert!(
+                graceful.span() >= libvirt.span() / 2,
+                "{ms} ms: graceful {:?} of {:?}",
+                graceful.span(),
+                libvirt.span()
+            );
+            assert!(
+                libvirt.span() > kill,
+                "{ms} ms: libvirt {:?}",
+                libvirt.span()
+            );
+            assert!(
+                graceful.end() > t0,
+                "{ms} ms: the graceful phase has expired at once"
+            );
+        }
     }
 
     #[test]

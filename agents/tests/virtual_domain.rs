@@ -1,8 +1,9 @@
-//! VirtualDomain's idea of which domain is its own, run as a process against libvirt's
-//! in-process test driver (`test:///FILE`, re-read on every connection): a domain is
-//! looked up by UUID whenever one is known, a domain of our name with another UUID is
-//! never taken for ours, and a remembered identity is used only when it is this
-//! resource's. The same rules against a real libvirtd: tests/libvirt/identity.sh.
+//! VirtualDomain run as a process against libvirt's in-process test driver
+//! (`test:///FILE`, re-read on every connection; no daemon):
+//! - which domain is its own: looked up by UUID whenever one is known, a domain of our
+//!   name with another UUID is never taken for ours, and a remembered identity is used
+//!   only when it is this resource's (against a real libvirtd: tests/libvirt/identity.sh);
+//! - short operation timeouts still ask libvirt before anything else.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -240,4 +241,38 @@ fn a_state_file_others_could_write_is_not_believed() {
         "says why the cache was not used: {}",
         probe.stderr
     );
+}
+
+/// What an agent says when it did not get to ask libvirt, or blamed libvirt for our budget.
+const NOT_ASKED: [&str; 4] = [
+    "did not answer",
+    "no time was left",
+    "cannot reach",
+    "no hypervisor process",
+];
+
+fn asked_libvirt(run: &Run) -> bool {
+    !NOT_ASKED.iter().any(|s| run.stderr.contains(s))
+}
+
+#[test]
+fn a_probe_with_a_short_timeout_asks_libvirt() {
+    let f = Fixture::new(OTHER);
+    f.config(Some(OURS)); // not running: only vm-a of another UUID exists
+    for ms in ["500", "1000", "2000"] {
+        let probe = f.run("monitor", &[("OCF_RESKEY_CRM_meta_timeout", ms)]);
+        assert_eq!(probe.code, 7, "probe at {ms} ms: {}", probe.stderr);
+        assert!(asked_libvirt(&probe), "probe at {ms} ms: {}", probe.stderr);
+    }
+}
+
+#[test]
+fn a_stop_with_a_short_timeout_asks_libvirt_first() {
+    let f = Fixture::new(OURS);
+    f.config(Some(OURS));
+    for ms in ["500", "1000", "3000"] {
+        let stop = f.run("stop", &[("OCF_RESKEY_CRM_meta_timeout", ms)]);
+        assert_eq!(stop.code, 0, "stop at {ms} ms: {}", stop.stderr);
+        assert!(asked_libvirt(&stop), "stop at {ms} ms: {}", stop.stderr);
+    }
 }

@@ -37,7 +37,7 @@ assert_ra 1 "start" "$D" start
 assert_match "$OTHER" "$RA_REASON" "start's reason names the other UUID"
 assert_match "$OURS" "$RA_REASON" "start's reason names ours"
 assert_ra 0 "stop" "$D" stop force_stop=true
-assert_eq running "$(dom_state "$D")" "the other domain after our stop"
+assert_eq running "$(domain_state "$D")" "the other domain after our stop"
 assert_eq "$OTHER" "$(dom_uuid "$D")" "UUID of the running domain after our stop"
 t_end
 
@@ -45,7 +45,7 @@ t_begin "an inactive definition of our name with another UUID is not undefined b
 virsh_ destroy "$D" >/dev/null
 virsh_ define "$T_TMP/$D-other.xml" >/dev/null
 assert_ra 1 "start" "$D" start
-assert_eq "shut off" "$(dom_state "$D")" "the other domain's definition after our start"
+assert_eq "shut off" "$(domain_state "$D")" "the other domain's definition after our start"
 assert_eq "$OTHER" "$(dom_uuid "$D")" "UUID of the defined domain"
 virsh_ undefine "$D" >/dev/null
 t_end
@@ -62,7 +62,7 @@ virsh_ create "$T_TMP/$N.xml" >/dev/null
 assert_no_match "$assigned" "$(dom_uuid "$N")" "the re-created domain's UUID"
 assert_ra 7 "probe" "$N" monitor
 assert_ra 0 "stop" "$N" stop force_stop=true
-assert_eq running "$(dom_state "$N")" "the re-created domain after our stop"
+assert_eq running "$(domain_state "$N")" "the re-created domain after our stop"
 virsh_ destroy "$N" >/dev/null
 t_end
 
@@ -70,14 +70,14 @@ t_begin "config without <uuid>: stop forgets the assigned UUID, the next start g
 assert_ra 0 "start" "$N" start
 first=$(dom_uuid "$N")
 assert_ra 0 "stop" "$N" stop force_stop=true
-assert_eq absent "$(dom_state "$N")" "after stop"
+assert_eq absent "$(domain_state "$N")" "after stop"
 assert_no_match "uuid=" "$(cat "$(state_file "$N")")" "state file after stop"
 assert_ra 0 "start again" "$N" start
 second=$(dom_uuid "$N")
 assert_no_match "$first" "$second" "a new incarnation, a new UUID"
 assert_ra 0 "monitor" "$N" monitor CRM_meta_interval=10000
 assert_ra 0 "stop" "$N" stop force_stop=true
-assert_eq absent "$(dom_state "$N")" "after the last stop"
+assert_eq absent "$(domain_state "$N")" "after the last stop"
 t_end
 
 t_begin "a state file written for another config: with the config gone, probe 7 and stop leaves the domain running"
@@ -86,29 +86,29 @@ assert_match "config=$T_TMP/$S.xml" "$(cat "$(state_file "$S")")" "state file na
 # Another resource of the same id, whose config is missing, must not take this domain.
 assert_ra 7 "probe with another config" "$S" monitor "config=$T_TMP/missing/$S.xml"
 assert_ra 0 "stop with another config" "$S" stop "config=$T_TMP/missing/$S.xml" force_stop=true
-assert_eq running "$(dom_state "$S")" "the domain after the other resource's stop"
+assert_eq running "$(domain_state "$S")" "the domain after the other resource's stop"
 # Its own resource, config gone (unmounted storage), still finds it.
 mv "$T_TMP/$S.xml" "$T_TMP/$S.xml.away"
 assert_ra 0 "probe of its own resource, config gone" "$S" monitor
 mv "$T_TMP/$S.xml.away" "$T_TMP/$S.xml"
 assert_ra 0 "stop" "$S" stop force_stop=true
-assert_eq absent "$(dom_state "$S")" "after its own stop"
+assert_eq absent "$(domain_state "$S")" "after its own stop"
 t_end
 
 t_begin "a namespaced decoy <name> in the config: start runs and monitors the domain libvirt reads"
 sed -i "0,/<\/name>/s||</name>\n  <x:name xmlns:x='urn:ocf-rs-test'>decoy-$X</x:name>|" "$T_TMP/$X.xml"
 assert_match "decoy-$X" "$(cat "$T_TMP/$X.xml")" "decoy in the config"
 assert_ra 0 "start" "$X" start
-assert_eq running "$(dom_state "$X")" "the domain libvirt created"
+assert_eq running "$(domain_state "$X")" "the domain libvirt created"
 assert_ra 0 "monitor" "$X" monitor CRM_meta_interval=10000
 assert_ra 0 "stop" "$X" stop force_stop=true
-assert_eq absent "$(dom_state "$X")" "after stop"
+assert_eq absent "$(domain_state "$X")" "after stop"
 t_end
 
 t_begin "a config with two <name> elements is refused, nothing is started"
 sed -i "0,/<\/name>/s||</name>\n  <name>second-$X</name>|" "$T_TMP/$X.xml"
 assert_ra 5 "start" "$X" start
 assert_match "more than one <name>" "$RA_REASON" "exit reason"
-assert_eq absent "$(dom_state "$X")" "first name"
-assert_eq absent "$(dom_state "second-$X")" "second name"
+assert_eq absent "$(domain_state "$X")" "first name"
+assert_eq absent "$(domain_state "second-$X")" "second name"
 t_end

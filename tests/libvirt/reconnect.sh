@@ -57,7 +57,7 @@ assert_true "the guest never powered off by itself" -- vm_console_has "$G" '^GUE
 signals=$(grep 'terminating on signal' <<<"$(qemu_log_since "$G" "$log_mark")" | grep -v '(libvirtd)$' || true)
 assert_eq "" "$signals" "qemu's log: signals from anyone but libvirtd"
 assert_wait 5 "qemu $qpid still runs" -- not test -d "/proc/$qpid/fd"
-assert_eq absent "$(dom_state "$G")" "virsh domstate after stop"
+assert_eq absent "$(domain_state "$G")" "virsh domstate after stop"
 t_end
 
 t_begin "libvirtd restarted while start waits for readiness: start connects again and returns 0"
@@ -71,7 +71,7 @@ restart_libvirtd
 touch "$flag"
 ra_collect
 assert_eq 0 "$RA_RC" "start's exit code (reason: $RA_REASON)"
-assert_eq running "$(dom_state "$W")" "virsh domstate after start"
+assert_eq running "$(domain_state "$W")" "virsh domstate after start"
 assert_ra 0 "monitor" "$W" monitor CRM_meta_interval=10000 "monitor_scripts=$T_TMP/ready.sh"
 assert_ra 0 "stop" "$W" stop force_stop=true
 t_end

@@ -310,12 +310,15 @@ impl Hypervisor {
             if !no_domain {
                 tracing::warn!(op, code = ?e.code(), domain = ?e.domain(), "libvirt call failed: {}", e.message());
             }
-            // A system error is also what a healthy daemon reports when its own I/O
-            // fails (a save to a full disk): only a connection that is really gone
-            // makes libvirt unreachable.
-            let system = e.code().is_known_and(|c| c == ErrorNumber::SystemError);
+            // The error's class does not tell a dead connection from a healthy daemon
+            // refusing one request: a system error is also what a save to a full disk
+            // gives, an RPC error what a too large message gives. Only a connection that
+            // is really gone makes libvirt unreachable.
             let gone = is_connection_failure(&e)
-                && !(system && matches!(bounded(until, "virConnectIsAlive", move || conn.is_alive()), Ok(Ok(true))));
+                && !matches!(
+                    bounded(until, "virConnectIsAlive", move || conn.is_alive()),
+                    Ok(Ok(true))
+                );
             if gone {
                 LibvirtError::Unreachable {
                     uri,

@@ -209,6 +209,10 @@ fn remove_stale_definition(
         return Ok(());
     }
     tracing::info!(domain = %id.name, "undefining its inactive persistent definition before a transient start");
+    // Should undefine take the config file with it, it is written back as it was.
+    let mode = std::fs::metadata(config)
+        .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777)
+        .unwrap_or(0o600);
     let flags = sys::VIR_DOMAIN_UNDEFINE_KEEP_NVRAM | sys::VIR_DOMAIN_UNDEFINE_MANAGED_SAVE;
     hv.on(g, "virDomainUndefineFlags", until, move |d| {
         d.undefine_flags(flags)
@@ -221,7 +225,7 @@ fn remove_stale_definition(
     })?;
     if !config.is_empty() && !Path::new(config).exists() {
         tracing::warn!("undefine removed {config}; writing it back");
-        statefile::write_atomic(Path::new(config), xml.as_bytes(), 0o600).map_err(|e| {
+        statefile::write_atomic(Path::new(config), xml.as_bytes(), mode).map_err(|e| {
             OcfError::generic(format!("cannot restore {config} after undefine: {e}"))
         })?;
     }

@@ -330,10 +330,13 @@ pub fn save_config(res: &Resource, hv: &Hypervisor, guest: Guest, until: Instant
         tracing::warn!("libvirt returned a definition that does not parse; {path} left alone");
         return;
     }
-    let mode = std::fs::metadata(path)
+    // A config that is a symlink (to shared storage, say) stays one: the file it points
+    // to is replaced, with its mode.
+    let target = std::fs::canonicalize(path).unwrap_or_else(|_| path.into());
+    let mode = std::fs::metadata(&target)
         .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777)
         .unwrap_or(0o600);
-    match statefile::write_atomic(std::path::Path::new(path), xml.as_bytes(), mode) {
+    match statefile::write_atomic(&target, xml.as_bytes(), mode) {
         Ok(()) => tracing::info!("saved the domain definition to {path}"),
         Err(e) => {
             tracing::warn!("cannot save the domain definition to {path}: {e}");

@@ -276,3 +276,36 @@ fn a_stop_with_a_short_timeout_asks_libvirt_first() {
         assert!(asked_libvirt(&stop), "stop at {ms} ms: {}", stop.stderr);
     }
 }
+
+#[test]
+fn a_state_directory_that_cannot_be_written_is_reported() {
+    let f = Fixture::new(OURS);
+    f.config(Some(OURS));
+    // HA_RSCTMP below a regular file: no state file can ever be written there.
+    let blocked = f.dir.path().join("a-file");
+    std::fs::write(&blocked, "").unwrap();
+    let rsctmp = blocked.join("rsctmp");
+    let rsctmp = rsctmp.to_str().unwrap();
+
+    let validate = f.run(
+        "validate-all",
+        &[("OCF_CHECK_LEVEL", "10"), ("HA_RSCTMP", rsctmp)],
+    );
+    assert_eq!(validate.code, 1, "validate-all: {}", validate.stderr);
+    assert!(
+        validate.reason().contains("cannot be written"),
+        "validate-all says why: {}",
+        validate.reason()
+    );
+    let level0 = f.run("validate-all", &[("HA_RSCTMP", rsctmp)]);
+    assert_eq!(level0.code, 0, "validate-all at level 0: {}", level0.stderr);
+
+    // start (of the running vm-a: already running) says so in its log.
+    let start = f.run("start", &[("HA_RSCTMP", rsctmp)]);
+    assert_eq!(start.code, 0, "start: {}", start.stderr);
+    assert!(
+        start.stderr.contains("not remembered"),
+        "start warns: {}",
+        start.stderr
+    );
+}

@@ -142,8 +142,21 @@ pub fn store(path: &std::path::Path, old: &Cached, new: &Cached) {
     if let Err(e) =
         statefile::write_atomic(path, new.render().as_bytes(), statefile::STATE_FILE_MODE)
     {
-        tracing::warn!("cannot write state file {}: {e}", path.display());
+        tracing::warn!(
+            "cannot write state file {}: {e}; the domain's identity is not remembered, so              should its config become unreadable, a probe could not find it",
+            path.display()
+        );
     }
+}
+
+/// Whether state files can be written next to `path` (validate-all at level 10): a file
+/// is written there and removed. `Err` says what is wrong.
+pub fn check_writable(path: &std::path::Path) -> std::io::Result<()> {
+    let mut probe = path.as_os_str().to_owned();
+    probe.push(".validate");
+    let probe = std::path::PathBuf::from(probe);
+    statefile::write_atomic(&probe, b"validate-all\n", statefile::STATE_FILE_MODE)?;
+    statefile::remove(&probe).map(|_| ())
 }
 
 #[cfg(test)]

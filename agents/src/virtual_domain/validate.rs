@@ -7,7 +7,7 @@
 
 use ocf_common::{Context, ExitCode, OcfError, OcfResult};
 
-use super::{migrate, stop, Resource};
+use super::{identity, migrate, stop, Resource};
 
 /// Checks of values and combinations that are wrong on every host (exit 6).
 pub fn parameters(ctx: &Context) -> OcfResult<()> {
@@ -122,6 +122,20 @@ pub fn validate_all(ctx: &Context) -> OcfResult {
     if ctx.env.check_level() >= 10 {
         let res = Resource::load(ctx);
         local(&res)?;
+        if let Some(path) = &res.state_path {
+            identity::check_writable(path).map_err(|e| {
+                let why = format!(
+                    "state directory {} cannot be written ({e}): the domain's identity would                      not be remembered, and a probe with its config unreadable could not find it",
+                    path.parent().unwrap_or(path).display()
+                );
+                match e.raw_os_error() {
+                    Some(nix::libc::EACCES | nix::libc::EPERM | nix::libc::EROFS) => {
+                        OcfError::perm(why)
+                    }
+                    _ => OcfError::generic(why),
+                }
+            })?;
+        }
         let hv = res
             .connect(ctx.deadline.end())
             .map_err(|e| OcfError::installed(e.to_string()))?;

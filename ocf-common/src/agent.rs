@@ -388,10 +388,28 @@ mod tests {
         assert_eq!(p.raw("speed"), Some("fast"));
     }
 
+    const DUPLICATED: AgentDescription = AgentDescription {
+        actions: &[
+            ActionSpec::new("start", 20),
+            ActionSpec::recurring("monitor", 20, 10, 0),
+            ActionSpec::new("stop", 20),
+            ActionSpec::recurring("monitor", 40, 60, 10),
+            ActionSpec::new("usage", 5),
+            ActionSpec::new("start", 30),
+        ],
+        ..DESC
+    };
+
     #[test]
     fn usage_lists_the_advertised_actions_once() {
+        // Two recurring monitors (two depths) and an advertised `usage`: each name once,
+        // in the order of first appearance, then usage and help unless advertised.
+        let usage = DUPLICATED.usage();
+        let line = usage.lines().next().unwrap();
+        assert_eq!(line, "usage: T {start|monitor|stop|usage|help}");
+        // Without duplicates, usage and help are added after the advertised actions.
         assert!(DESC
             .usage()
-            .starts_with("usage: T {start|monitor|usage|help}"));
+            .starts_with("usage: T {start|monitor|usage|help}\n"));
     }
 }

@@ -231,37 +231,80 @@ mod tests {
     }
 
     #[test]
-    fn missing_or_bad_numbers_fall_back() {
-        let e = env(&[
-            ("OCF_RESKEY_CRM_meta_timeout", "soon"),
-            ("OCF_RESKEY_CRM_meta_interval", "-5"),
-            ("OCF_CHECK_LEVEL", "x"),
-        ]);
-        assert_eq!(e.timeout(), None);
-        assert_eq!(e.interval_ms(), 0);
-        assert_eq!(e.check_level(), 0);
-        let e = env(&[
-            ("OCF_RESKEY_CRM_meta_timeout", "0"),
-            ("OCF_CHECK_LEVEL", "20"),
-        ]);
-        assert_eq!(e.timeout(), None);
-        assert_eq!(e.check_level(), 20);
+    fn the_timeout_is_milliseconds_and_anything_else_is_no_timeout() {
+        let timeout = |v: &str| env(&[("OCF_RESKEY_CRM_meta_timeout", v)]).timeout();
+        assert_eq!(env(&[]).timeout(), None);
+        assert_eq!(timeout("20000"), Some(Duration::from_secs(20)));
+        assert_eq!(timeout(" 1500 "), Some(Duration::from_millis(1500)));
+        // Pacemaker passes milliseconds; a unit, a sign, a fraction or garbage is not one.
+        for bad in ["", "0", "20s", "-5", "1.5", "soon", "99999999999999999999"] {
+            assert_eq!(timeout(bad), None, "{bad:?}");
+        }
     }
 
     #[test]
-    fn directories_default_as_in_the_shell_library() {
-        let e = env(&[]);
-        assert_eq!(e.rsctmp(), PathBuf::from("/run/resource-agents"));
-        assert_eq!(e.varrun(), PathBuf::from("/var/run"));
-        assert_eq!(e.root(), PathBuf::from("/usr/lib/ocf"));
-        let e = env(&[
+    fn a_missing_or_unreadable_interval_is_a_probe_interval() {
+        let interval = |v: &str| env(&[("OCF_RESKEY_CRM_meta_interval", v)]).interval_ms();
+        assert_eq!(env(&[]).interval_ms(), 0);
+        assert_eq!(interval("10000"), 10000);
+        for bad in ["", "-5", "10s", "x"] {
+            assert_eq!(interval(bad), 0, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn check_level_and_ra_version_read_numbers_only() {
+        let level = |v: &str| env(&[("OCF_CHECK_LEVEL", v)]).check_level();
+        assert_eq!(env(&[]).check_level(), 0);
+        assert_eq!(level("20"), 20);
+        assert_eq!(level(" 10 "), 10);
+        for bad in ["", "x", "-1", "10a"] {
+            assert_eq!(level(bad), 0, "{bad:?}");
+        }
+        let minor = |v: &str| env(&[("OCF_RA_VERSION_MINOR", v)]).ra_version_minor();
+        assert_eq!(env(&[]).ra_version_minor(), None);
+        assert_eq!(minor("1"), Some(1));
+        assert_eq!(minor("0"), Some(0));
+        assert_eq!(minor(""), None);
+        assert_eq!(minor("1.1"), None);
+    }
+
+    /// The defaults of the OCF shell library (resource-agents' ocf-directories and the
+    /// OCF spec's OCF_ROOT), stated here independently of the constants: an unset or
+    /// empty variable gets them, as `${VAR:=default}` does; any other value is used as
+    /// given, as the shell library does.
+    #[test]
+    fn unset_or_empty_directories_get_the_shell_library_defaults() {
+        let documented = [
+            ("HA_RSCTMP", "/run/resource-agents"),
+            ("HA_VARRUN", "/var/run"),
+            ("OCF_ROOT", "/usr/lib/ocf"),
+        ];
+        let dirs = |e: &OcfEnv| [e.rsctmp(), e.varrun(), e.root()];
+        for e in [
+            env(&[]),
+            env(&[("HA_RSCTMP", ""), ("HA_VARRUN", ""), ("OCF_ROOT", "")]),
+        ] {
+            for ((var, default), got) in documented.iter().zip(dirs(&e)) {
+                assert_eq!(got, PathBuf::from(default), "{var} in {e:?}");
+            }
+        }
+        let given = env(&[
             ("HA_RSCTMP", "/tmp/r"),
-            ("HA_VARRUN", "/tmp/v"),
-            ("OCF_ROOT", "/o"),
+            ("HA_VARRUN", "relative/v"),
+            ("OCF_ROOT", "/o/"),
         ]);
-        assert_eq!(e.rsctmp(), PathBuf::from("/tmp/r"));
-        assert_eq!(e.varrun(), PathBuf::from("/tmp/v"));
-        assert_eq!(e.root(), PathBuf::from("/o"));
+        assert_eq!(
+            dirs(&given),
+            [
+                PathBuf::from("/tmp/r"),
+                PathBuf::from("relative/v"),
+                PathBuf::from("/o/")
+            ]
+        );
+        // A directory variable of another name changes nothing.
+        let other = env(&[("HA_RSCTMP_X", "/x"), ("ha_rsctmp", "/y")]);
+        assert_eq!(other.rsctmp(), PathBuf::from("/run/resource-agents"));
     }
 
     #[test]
@@ -285,19 +328,54 @@ mod tests {
     }
 
     #[test]
-    fn debug_and_log_files() {
+    fn debug_is_any_true_flag_and_garbage_is_not_true() {
         assert!(!env(&[]).debug());
         assert!(env(&[("HA_debug", "1")]).debug());
         assert!(env(&[("PCMK_debug", "yes")]).debug());
-        assert!(!env(&[("HA_debug", "0")]).debug());
+        assert!(env(&[("HA_debug", "0"), ("PCMK_debug", "on")]).debug());
+        for not_true in ["0", "no", "", "maybe", "2"] {
+            assert!(!env(&[("HA_debug", not_true)]).debug(), "{not_true:?}");
+        }
+    }
+
+    #[test]
+    fn log_file_prefers_ha_logfile_and_none_means_none() {
+        let log = |pairs: &[(&str, &str)]| env(pairs).logfile();
+        assert_eq!(log(&[]), None);
         assert_eq!(
-            env(&[("HA_LOGFILE", "/tmp/l")]).logfile(),
+            log(&[("HA_LOGFILE", "/tmp/l")]),
             Some(PathBuf::from("/tmp/l"))
         );
-        assert_eq!(env(&[("PCMK_logfile", "none")]).logfile(), None);
         assert_eq!(
-            env(&[("OCF_RA_VERSION_MINOR", "1")]).ra_version_minor(),
-            Some(1)
+            log(&[("HA_LOGFILE", "/tmp/ha"), ("PCMK_logfile", "/tmp/pcmk")]),
+            Some(PathBuf::from("/tmp/ha"))
+        );
+        // An empty HA_LOGFILE is unset: Pacemaker's own log file is used.
+        assert_eq!(
+            log(&[("HA_LOGFILE", ""), ("PCMK_logfile", "/tmp/pcmk")]),
+            Some(PathBuf::from("/tmp/pcmk"))
+        );
+        assert_eq!(log(&[("PCMK_logfile", "none")]), None);
+        assert_eq!(log(&[("HA_LOGFILE", "/dev/null")]), None);
+        assert_eq!(
+            env(&[("HA_DEBUGLOG", "/tmp/d")]).debuglog(),
+            Some(PathBuf::from("/tmp/d"))
+        );
+        assert_eq!(env(&[("HA_DEBUGLOG", "")]).debuglog(), None);
+    }
+
+    #[test]
+    fn a_garbage_globally_unique_keeps_the_clone_suffix() {
+        let e = env(&[
+            ("OCF_RESOURCE_INSTANCE", "web:3"),
+            ("OCF_RESKEY_CRM_meta_globally_unique", "perhaps"),
+        ]);
+        assert_eq!(e.globally_unique(), None);
+        assert_eq!(e.instance_for_state().as_deref(), Some("web:3"));
+        assert_eq!(env(&[("OCF_RESOURCE_INSTANCE", "")]).instance(), None);
+        assert_eq!(
+            env(&[("OCF_EXIT_REASON_PREFIX", "")]).exit_reason_prefix(),
+            None
         );
     }
 }

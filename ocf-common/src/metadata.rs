@@ -281,12 +281,184 @@ mod tests {
         }
     }
 
+    /// The whole OCF 1.0 document: DOCTYPE, attribute order, the DTD's attributes only
+    /// (no reloadable, unique-group, deprecated), time kept as a type, reload-agent left
+    /// out, parameters and actions in the description's order, 2-space indentation.
     #[test]
-    fn rendering_is_deterministic() {
-        assert_eq!(
-            render(&DESC, OcfVersion::V1_1),
-            render(&DESC, OcfVersion::V1_1)
+    fn ocf_1_0_document_is_exactly_this() {
+        let expected = r#"<?xml version="1.0"?>
+<!DOCTYPE resource-agent SYSTEM "ra-api-1.dtd">
+<resource-agent name="X" version="0.1">
+  <version>1.0</version>
+  <longdesc lang="en">x</longdesc>
+  <shortdesc lang="en">x</shortdesc>
+  <parameters>
+    <parameter name="state" unique="1" required="0">
+      <longdesc lang="en">Where the state lives: a &lt; b &amp;&amp; c &gt; d</longdesc>
+      <shortdesc lang="en">state &lt;file&gt; &amp; &quot;quotes&quot;</shortdesc>
+      <content type="string" default="/var/run/X-RESOURCE.state"/>
+    </parameter>
+    <parameter name="fake" unique="0" required="0">
+      <longdesc lang="en">fake</longdesc>
+      <shortdesc lang="en">fake</shortdesc>
+      <content type="string" default="dummy"/>
+    </parameter>
+    <parameter name="wait" unique="0" required="0">
+      <longdesc lang="en">wait</longdesc>
+      <shortdesc lang="en">wait</shortdesc>
+      <content type="time"/>
+    </parameter>
+  </parameters>
+  <actions>
+    <action name="start" timeout="20s"/>
+    <action name="monitor" timeout="20s" interval="10s" depth="0"/>
+    <action name="meta-data" timeout="5s"/>
+  </actions>
+</resource-agent>
+"#;
+        assert_eq!(render(&DESC, OcfVersion::V1_0), expected);
+    }
+
+    /// The whole OCF 1.1 document: no DOCTYPE, unique-group and reloadable, deprecated,
+    /// time rendered as string (the 1.1 schema has no time type), reload-agent kept.
+    #[test]
+    fn ocf_1_1_document_is_exactly_this() {
+        let expected = r#"<?xml version="1.0"?>
+<resource-agent name="X" version="0.1">
+  <version>1.1</version>
+  <longdesc lang="en">x</longdesc>
+  <shortdesc lang="en">x</shortdesc>
+  <parameters>
+    <parameter name="state" unique-group="state" required="0" reloadable="0">
+      <longdesc lang="en">Where the state lives: a &lt; b &amp;&amp; c &gt; d</longdesc>
+      <shortdesc lang="en">state &lt;file&gt; &amp; &quot;quotes&quot;</shortdesc>
+      <content type="string" default="/var/run/X-RESOURCE.state"/>
+    </parameter>
+    <parameter name="fake" required="0" reloadable="1">
+      <deprecated/>
+      <longdesc lang="en">fake</longdesc>
+      <shortdesc lang="en">fake</shortdesc>
+      <content type="string" default="dummy"/>
+    </parameter>
+    <parameter name="wait" required="0" reloadable="0">
+      <longdesc lang="en">wait</longdesc>
+      <shortdesc lang="en">wait</shortdesc>
+      <content type="string"/>
+    </parameter>
+  </parameters>
+  <actions>
+    <action name="start" timeout="20s"/>
+    <action name="monitor" timeout="20s" interval="10s" depth="0"/>
+    <action name="reload-agent" timeout="20s"/>
+    <action name="meta-data" timeout="5s"/>
+  </actions>
+</resource-agent>
+"#;
+        assert_eq!(render(&DESC, OcfVersion::V1_1), expected);
+    }
+
+    const UNSORTED: AgentDescription = AgentDescription {
+        name: "Y",
+        version: "2",
+        shortdesc: "  short\n",
+        longdesc: "\n  long  \n",
+        parameters: &[
+            ParameterSpec {
+                required: true,
+                default: ParamDefault::Value("a\"b<c>&d'e"),
+                ..ParameterSpec::new("zeta", ParamType::Integer)
+            },
+            ParameterSpec::new("alpha", ParamType::Boolean),
+            ParameterSpec::new("mid", ParamType::String),
+        ],
+        actions: &[
+            ActionSpec::new("stop", 30),
+            ActionSpec::recurring("monitor", 20, 10, 0),
+            ActionSpec::recurring("monitor", 40, 60, 10),
+            ActionSpec::new("start", 30),
+            ActionSpec::new("notify", 5),
+            ActionSpec::new("promote-all", 5),
+        ],
+    };
+
+    fn position(xml: &str, needle: &str) -> usize {
+        xml.find(needle)
+            .unwrap_or_else(|| panic!("{needle} not in {xml}"))
+    }
+
+    #[test]
+    fn parameters_and_actions_keep_the_description_order() {
+        for v in [OcfVersion::V1_0, OcfVersion::V1_1] {
+            let xml = render(&UNSORTED, v);
+            let z = position(&xml, r#"<parameter name="zeta""#);
+            let a = position(&xml, r#"<parameter name="alpha""#);
+            let m = position(&xml, r#"<parameter name="mid""#);
+            assert!(z < a && a < m, "{xml}");
+            let stop = position(&xml, r#"<action name="stop" timeout="30s"/>"#);
+            let mon1 = position(
+                &xml,
+                r#"<action name="monitor" timeout="20s" interval="10s" depth="0"/>"#,
+            );
+            let mon2 = position(
+                &xml,
+                r#"<action name="monitor" timeout="40s" interval="60s" depth="10"/>"#,
+            );
+            let start = position(&xml, r#"<action name="start" timeout="30s"/>"#);
+            assert!(stop < mon1 && mon1 < mon2 && mon2 < start, "{xml}");
+            // Both monitors are kept: two recurring monitors at different depths.
+            assert_eq!(xml.matches(r#"<action name="monitor""#).count(), 2, "{xml}");
+            assert!(
+                xml.contains(r#"<action name="notify" timeout="5s"/>"#),
+                "{xml}"
+            );
+        }
+        // An action the DTD does not name exists only in 1.1.
+        assert!(!render(&UNSORTED, OcfVersion::V1_0).contains("promote-all"));
+        assert!(render(&UNSORTED, OcfVersion::V1_1)
+            .contains(r#"<action name="promote-all" timeout="5s"/>"#));
+    }
+
+    #[test]
+    fn required_types_defaults_and_trimmed_descriptions() {
+        let xml = render(&UNSORTED, OcfVersion::V1_0);
+        assert!(
+            xml.contains(r#"<parameter name="zeta" unique="0" required="1">"#),
+            "{xml}"
         );
+        assert!(
+            xml.contains(r#"<content type="integer" default="a&quot;b&lt;c&gt;&amp;d&apos;e"/>"#),
+            "{xml}"
+        );
+        assert!(xml.contains(r#"<content type="boolean"/>"#), "{xml}");
+        assert!(
+            xml.contains(
+                "<longdesc lang=\"en\">long</longdesc>\n  <shortdesc lang=\"en\">short</shortdesc>"
+            ),
+            "{xml}"
+        );
+        let xml = render(&UNSORTED, OcfVersion::V1_1);
+        assert!(
+            xml.contains(r#"<parameter name="zeta" required="1" reloadable="0">"#),
+            "{xml}"
+        );
+        assert!(!xml.contains("unique-group"), "{xml}");
+    }
+
+    #[test]
+    fn an_agent_without_parameters_has_no_parameters_element() {
+        let bare = AgentDescription {
+            parameters: &[],
+            ..UNSORTED
+        };
+        for v in [OcfVersion::V1_0, OcfVersion::V1_1] {
+            let xml = render(&bare, v);
+            assert!(!xml.contains("<parameters"), "{xml}");
+            assert!(xml.contains("<actions>"), "{xml}");
+        }
+    }
+
+    #[test]
+    fn the_callers_minor_version_picks_the_rendering() {
         assert_eq!(OcfVersion::for_minor(None), OcfVersion::V1_0);
         assert_eq!(OcfVersion::for_minor(Some(0)), OcfVersion::V1_0);
         assert_eq!(OcfVersion::for_minor(Some(1)), OcfVersion::V1_1);

@@ -83,7 +83,7 @@ impl ConfigProblem {
     }
 }
 
-/// The domain's identity: what libvirt knows it by.
+/// The domain's identity: what libvirt knows it by (and what its qemu process is given).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Identity {
     pub name: String,
@@ -93,7 +93,6 @@ pub struct Identity {
     /// The UUID is the one libvirt assigned at start (the config has none), remembered in
     /// the state file; stop forgets it, since the next start gets a new one.
     pub uuid_assigned: bool,
-    pub emulator: Option<String>,
 }
 
 /// Everything an action knows about its resource before talking to libvirt.
@@ -130,7 +129,6 @@ impl<'a> Resource<'a> {
                     name: xml.name.clone(),
                     uuid_assigned: assigned.is_some(),
                     uuid: xml.uuid.clone().or(assigned),
-                    emulator: xml.emulator.clone(),
                 })
             }
             Err(problem) => match &believable {
@@ -140,7 +138,6 @@ impl<'a> Resource<'a> {
                         name: name.to_string(),
                         uuid: cached.get("uuid").map(str::to_string),
                         uuid_assigned: cached.get("uuid_assigned") == Some("1"),
-                        emulator: cached.get("emulator").map(str::to_string),
                     }
                 }),
                 Err(why) => {
@@ -170,6 +167,21 @@ impl<'a> Resource<'a> {
         self.ctx.params.str("hypervisor")
     }
 
+    /// The URI libvirt is asked for: the parameter, else `LIBVIRT_DEFAULT_URI` (`None`:
+    /// libvirt's own choice, unknown to us).
+    pub fn effective_uri(&self) -> Option<&str> {
+        self.uri()
+            .or_else(|| self.ctx.env.var("LIBVIRT_DEFAULT_URI"))
+            .filter(|u| !u.trim().is_empty())
+    }
+
+    /// Whether libvirt's answer may be replaced by the guest's own process, and the
+    /// process evidence of this host if so (`Err`: why there is none).
+    pub fn processes(&self) -> Result<process::Processes, String> {
+        process::is_authoritative(self.effective_uri())?;
+        Ok(process::Processes::system())
+    }
+
     /// Opens the hypervisor connection, bounded by `until`.
     pub fn connect(&self, until: Instant) -> Result<Hypervisor, LibvirtError> {
         let t = Instant::now();
@@ -190,7 +202,8 @@ impl<'a> Resource<'a> {
             new.set("name", Some(&id.name));
             new.set("uuid", id.uuid.as_deref());
             new.set("uuid_assigned", id.uuid_assigned.then_some("1"));
-            new.set("emulator", id.emulator.as_deref());
+            // Written by older versions; the process fallback no longer uses it.
+            new.set("emulator", None);
         }
         if let Some(cfg) = self.ctx.params.str("config") {
             new.set("config", Some(cfg));

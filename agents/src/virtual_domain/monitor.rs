@@ -3,14 +3,16 @@
 //! running, idle (blocked), paused, in shutdown → 0; shut off or unknown to libvirt → 7;
 //! crashed, pmsuspended → 1 with the state in the reason. Then the monitor_scripts, and
 //! the utilization published when it changed. When libvirt cannot be reached the
-//! guest's own process answers: alive → 0 (with a warning), otherwise 1, never 7.
+//! guest's own process answers, for a local qemu:///system guest only: alive → 0 (with a
+//! warning); gone, undecidable, or another kind of URI → 1 with the reason; never 7.
 
 use std::time::{Duration, Instant};
 
 use ocf_common::{Context, ExitCode, OcfError, OcfResult};
 
 use super::libvirt::{DomainState, Guest, Hypervisor, LibvirtError, Seen};
-use super::{libvirt_error, process, scripts, utilization, ConfigProblem, Identity, Resource};
+use super::process::{self, Evidence};
+use super::{libvirt_error, scripts, utilization, ConfigProblem, Identity, Resource};
 
 /// Time kept at the end of a monitor for the process fallback and the reply: 1.5 s, or a
 /// quarter of a shorter timeout (libvirt is always asked first).
@@ -41,11 +43,11 @@ pub fn monitor(ctx: &Context) -> OcfResult {
         .end();
     let hv = match res.connect(until) {
         Ok(hv) => hv,
-        Err(e) if e.is_unreachable() => return from_process(&id, e),
+        Err(e) if e.is_unreachable() => return from_process(&res, &id, e),
         Err(e) => return Err(libvirt_error(e)),
     };
     match full_check(&res, &hv, &id, until) {
-        Err(Failure::Libvirt(e)) if e.is_unreachable() => from_process(&id, e),
+        Err(Failure::Libvirt(e)) if e.is_unreachable() => from_process(&res, &id, e),
         Err(Failure::Libvirt(e)) => Err(libvirt_error(e)),
         Err(Failure::Ocf(e)) => Err(e),
         Ok(code) => Ok(code),
@@ -127,15 +129,24 @@ pub fn full_check(
     Ok(ExitCode::Success)
 }
 
-/// libvirt cannot answer: the guest's own process does.
-fn from_process(id: &Identity, e: LibvirtError) -> OcfResult {
-    match process::find(&id.name, id.emulator.as_deref()) {
-        Some(pid) => {
-            tracing::warn!(domain = %id.name, pid, "{e}; its hypervisor process {pid} is alive: reporting it running");
+/// libvirt cannot answer: the guest's own process does, where it can be authoritative.
+/// Never 7: without libvirt, "not running" is not known, only "no process" (an error).
+fn from_process(res: &Resource, id: &Identity, e: LibvirtError) -> OcfResult {
+    let host = res
+        .processes()
+        .map_err(|why| OcfError::generic(format!("{e}; {why}")))?;
+    match host.find(id) {
+        Evidence::Alive(pids) => {
+            let pids = process::join_pids(&pids);
+            tracing::warn!(domain = %id.name, pid = %pids, "{e}; its hypervisor process {pids} is alive: reporting it running");
             Ok(ExitCode::Success)
         }
-        None => Err(OcfError::generic(format!(
+        Evidence::Gone => Err(OcfError::generic(format!(
             "{e}; no running hypervisor process found for domain {}",
+            id.name
+        ))),
+        Evidence::Unknown(why) => Err(OcfError::generic(format!(
+            "{e}; cannot tell whether domain {} runs: {why}",
             id.name
         ))),
     }

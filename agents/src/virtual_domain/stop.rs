@@ -12,8 +12,9 @@ use ocf_common::{statefile, Context, Deadline, ExitCode, OcfError, OcfResult};
 use virt::sys;
 
 use super::libvirt::{DomainState, Guest, Hypervisor, LibvirtError, Seen};
+use super::process;
 use super::start::snapshot_path;
-use super::{process, raw, Identity, Resource};
+use super::{raw, Identity, Resource};
 
 /// The part of a stop's libvirt time kept for destroying the domain after a graceful
 /// shutdown did not finish: a third of it, at most 20 seconds (libvirt's own destroy may
@@ -80,7 +81,7 @@ pub fn stop(ctx: &Context) -> OcfResult {
             tracing::info!(domain = %id.name, ms = t.elapsed().as_millis() as u64, "domain stopped");
             Ok(ExitCode::Success)
         }
-        Err(e) if e.is_unreachable() => stop_without_libvirt(ctx, &id, e, deadline),
+        Err(e) if e.is_unreachable() => stop_without_libvirt(&res, &id, e, deadline),
         Err(e) => Err(OcfError::generic(format!(
             "forced stop of {} failed: {e}",
             id.name
@@ -277,30 +278,32 @@ fn destroy(
 }
 
 /// libvirt is down or hung: end the guest's process ourselves, before the deadline.
+/// 0 only when the guest's process is provably gone (it was never found, or we ended
+/// it); for a URI whose guests are not local processes, or when `/proc` cannot tell,
+/// 1 with the reason.
 fn stop_without_libvirt(
-    ctx: &Context,
+    res: &Resource,
     id: &Identity,
     e: LibvirtError,
     deadline: Deadline,
 ) -> OcfResult {
-    match process::find(&id.name, id.emulator.as_deref()) {
-        None => {
+    let host = res
+        .processes()
+        .map_err(|why| OcfError::generic(format!("{e}; cannot stop {}: {why}", id.name)))?;
+    match host.end_guest(id, deadline.end()) {
+        Ok(ended) if ended.is_empty() => {
             tracing::warn!(domain = %id.name, "{e}; no hypervisor process of the domain runs: it is stopped");
             Ok(ExitCode::Success)
         }
-        Some(pid) => match process::terminate(pid, deadline.end()) {
-            Ok(()) => {
-                ctx.note_reason(format!(
-                    "{e}; ended the hypervisor process {pid} of domain {} directly",
-                    id.name
-                ));
-                Ok(ExitCode::Success)
-            }
-            Err(why) => Err(OcfError::generic(format!(
-                "{e}; could not end process {pid} of domain {}: {why}",
+        Ok(ended) => {
+            res.ctx.note_reason(format!(
+                "{e}; ended the hypervisor process {} of domain {} directly",
+                process::join_pids(&ended),
                 id.name
-            ))),
-        },
+            ));
+            Ok(ExitCode::Success)
+        }
+        Err(why) => Err(OcfError::generic(format!("{e}; {why}"))),
     }
 }
 

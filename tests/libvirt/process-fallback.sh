@@ -50,7 +50,10 @@ pf_kill_libvirtd() {
   p=$(libvirtd_pid) || return 1
   [[ -n $p ]] || return 1
   pf_signal "$1" "$p" || return 1
-  [[ $1 == KILL ]] || return 0
+  if [[ $1 == STOP ]]; then
+    wait_until 2 libvirtd_is_stopped "$p"
+    return
+  fi
   wait_until 5 pf_dead "$p"
 }
 # pf_forget UUID: no domain and no qemu process of that UUID left (the domain name of A has
@@ -74,12 +77,17 @@ pf_fake_pid_file() {
 }
 DECOY=""
 pf_cleanup() {
+  local e
   if [[ -n $DECOY ]]; then pf_signal KILL "$DECOY" 2>/dev/null; fi
   libvirtd_restore
   pf_forget "$UA"
   pf_forget "$UW"
   pf_forget "$UG"
   pf_forget "$UR"
+  # libvirt's cached capabilities of this file's emulators (named after their path).
+  for e in "$T_TMP/qemu-link" "$T_TMP/qemu-wrapper"; do
+    rm -f "/var/cache/libvirt/qemu/capabilities/$(printf '%s' "$e" | sha256sum | cut -d' ' -f1).xml"
+  done
   return 0
 }
 

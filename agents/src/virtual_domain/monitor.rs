@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use ocf_common::{Context, ExitCode, OcfError, OcfResult};
 
-use super::libvirt::{DomainState, Guest, Hypervisor, LibvirtError, Seen};
+use super::libvirt::{bounded, DomainState, Guest, Hypervisor, LibvirtError, Seen};
 use super::process::{self, Evidence};
 use super::{libvirt_error, scripts, utilization, ConfigProblem, Identity, Resource};
 
@@ -135,7 +135,13 @@ fn from_process(res: &Resource, id: &Identity, e: LibvirtError) -> OcfResult {
     let host = res
         .processes()
         .map_err(|why| OcfError::generic(format!("{e}; {why}")))?;
-    match host.find(id) {
+    // Reading a process's command line can block (a process stuck with its memory map
+    // locked): the scan is bounded like a libvirt call, by the action's deadline (the
+    // reserve kept for the fallback is for this).
+    let (guest, until) = (id.clone(), res.ctx.deadline.end());
+    let found = bounded(until, "scan /proc", move || host.find(&guest))
+        .unwrap_or_else(|_| Evidence::Unknown("reading /proc did not finish in time".into()));
+    match found {
         Evidence::Alive(pids) => {
             let pids = process::join_pids(&pids);
             tracing::warn!(domain = %id.name, pid = %pids, "{e}; its hypervisor process {pids} is alive: reporting it running");

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use ocf_common::{statefile, Context, Deadline, ExitCode, OcfError, OcfResult};
 use virt::sys;
 
-use super::libvirt::{DomainState, Guest, Hypervisor, LibvirtError, Seen};
+use super::libvirt::{bounded, DomainState, Guest, Hypervisor, LibvirtError, Seen};
 use super::process;
 use super::start::snapshot_path;
 use super::{raw, Identity, Resource};
@@ -290,7 +290,13 @@ fn stop_without_libvirt(
     let host = res
         .processes()
         .map_err(|why| OcfError::generic(format!("{e}; cannot stop {}: {why}", id.name)))?;
-    match host.end_guest(id, deadline.end()) {
+    // Bounded like a libvirt call: reading a process's command line can block.
+    let (guest, until) = (id.clone(), deadline.end());
+    let ended = bounded(until, "end the guest's processes", move || {
+        host.end_guest(&guest, until)
+    })
+    .unwrap_or_else(|_| Err("ending its processes did not finish in time".into()));
+    match ended {
         Ok(ended) if ended.is_empty() => {
             tracing::warn!(domain = %id.name, "{e}; no hypervisor process of the domain runs: it is stopped");
             Ok(ExitCode::Success)

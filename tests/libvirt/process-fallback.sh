@@ -110,7 +110,7 @@ sed -i -e "s|<devices>|<devices>\n    <emulator>$T_TMP/qemu-wrapper</emulator>|"
 
 t_begin "start of a guest named with a comma, emulator a symlink: qemu is given guest=NAME,,x"
 assert_ra 0 "start $DA" "$A" start
-assert_eq running "$(dom_state "$UA")" "virsh domstate $DA"
+assert_eq running "$(domain_state "$UA")" "virsh domstate $DA"
 qa=$(pf_qemu_pid "$UA")
 assert_eq "guest=$A,,x,debug-threads=on" "$(pf_args_after "$qa" -name)" "qemu's -name argument"
 assert_eq "$T_TMP/qemu-link" "$(pf_arg "$qa" 0)" "qemu's program name (the symlink)"
@@ -201,7 +201,7 @@ assert_ra 1 "probe" "$R" monitor "hypervisor=$UNREACHABLE" CRM_meta_timeout=5000
 assert_ra 1 "stop" "$R" stop "hypervisor=$UNREACHABLE" CRM_meta_timeout=10000
 assert_match "cannot reach libvirt at ${UNREACHABLE//+/[+]}.*not local qemu processes" "$RA_REASON" "exit reason of the stop"
 assert_true "qemu $qr of $R was touched" -- pf_alive "$qr"
-assert_eq running "$(dom_state "$UR")" "virsh domstate $R"
+assert_eq running "$(domain_state "$UR")" "virsh domstate $R"
 assert_ra 0 "stop through qemu:///system" "$R" stop
-assert_eq absent "$(dom_state "$UR")" "virsh domstate $R after the stop"
+assert_eq absent "$(domain_state "$UR")" "virsh domstate $R after the stop"
 t_end

@@ -200,6 +200,11 @@ impl Processes {
         }
     }
 
+    /// The network namespace of `pid` ("self" for ours), when it can be read.
+    fn netns(&self, pid: &str) -> Option<PathBuf> {
+        std::fs::read_link(self.proc.join(pid).join("ns/net")).ok()
+    }
+
     /// Whether `pid` is, right now, a live process of the guest.
     fn is_guest(&self, pid: i32, id: &Identity) -> bool {
         matches!(self.read(pid), Proc::Live(args) if relation(&args, id) == Relation::Guest)
@@ -226,6 +231,10 @@ impl Processes {
         };
         let mut alive = Vec::new();
         let mut doubt = None;
+        // Several libvirtds may share one /proc (hosts in network namespaces on one
+        // machine): a guest process of another namespace is another host's, not ours,
+        // and not proof of anything either.
+        let our_net = self.netns("self");
         for entry in entries {
             let entry = match entry {
                 Ok(e) => e,
@@ -245,7 +254,13 @@ impl Processes {
                 Proc::Dead => {}
                 Proc::Unreadable(why) => doubt = Some(format!("cannot read {why}")),
                 Proc::Live(args) => match relation(&args, id) {
-                    Relation::Guest => alive.push(pid),
+                    Relation::Guest if self.netns(&pid.to_string()) == our_net => alive.push(pid),
+                    Relation::Guest => {
+                        doubt = Some(format!(
+                            "a process of domain {} (pid {pid}) runs in another network namespace",
+                            id.name
+                        ))
+                    }
                     Relation::Foreign => {}
                     Relation::Conflict(why) => doubt = Some(format!("{why} (pid {pid})")),
                 },
@@ -674,6 +689,31 @@ mod tests {
         // A live guest process still counts even when something else was unreadable.
         f.process(62, 'S', &qemu_args("qemu-system-x86_64", "vm1", UUID), None);
         assert_eq!(f.host().find(&vm), Evidence::Alive(vec![62]));
+    }
+
+    #[test]
+    fn a_guest_process_of_another_network_namespace_is_not_ours_nor_proof() {
+        let vm = id("vm1", Some(UUID));
+        let f = Fake::new();
+        let ours = f.dir.path().join("proc/self/ns");
+        fs::create_dir_all(&ours).unwrap();
+        std::os::unix::fs::symlink("net:[4026531840]", ours.join("net")).unwrap();
+        f.process(90, 'S', &qemu_args("qemu-system-x86_64", "vm1", UUID), None);
+        let ns = f.dir.path().join("proc/90/ns");
+        fs::create_dir_all(&ns).unwrap();
+        std::os::unix::fs::symlink("net:[4026532999]", ns.join("net")).unwrap();
+        assert!(
+            matches!(f.host().find(&vm), Evidence::Unknown(w) if w.contains("pid 90") && w.contains("network namespace"))
+        );
+        // Ours (same namespace): alive.
+        fs::remove_file(ns.join("net")).unwrap();
+        std::os::unix::fs::symlink("net:[4026531840]", ns.join("net")).unwrap();
+        assert_eq!(f.host().find(&vm), Evidence::Alive(vec![90]));
+        // Found through libvirt's own pid file, the namespace does not matter.
+        fs::remove_file(ns.join("net")).unwrap();
+        std::os::unix::fs::symlink("net:[4026532999]", ns.join("net")).unwrap();
+        f.pid_file("vm1", "90");
+        assert_eq!(f.host().find(&vm), Evidence::Alive(vec![90]));
     }
 
     /// A real process carrying a guest's qemu arguments (`sh -c SCRIPT ARGS...` keeps

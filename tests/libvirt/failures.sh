@@ -53,7 +53,7 @@ t_end
 
 t_begin "config still missing: stop by the cached identity, 0, domain gone"
 assert_true "$T_TMP/$C.xml is back" -- not test -e "$T_TMP/$C.xml"
-assert_true "guest $C printed no GUEST-READY within 60 s" -- vm_wait_ready "$C"
+assert_true "guest $C printed no GUEST-READY within 60 s (or no qemu of it runs)" -- vm_wait_ready "$C"
 assert_ra 0 "stop" "$C" stop
 assert_true "the guest did not power itself off" -- vm_console_has "$C" '^GUEST-POWEROFF'
 assert_eq absent "$(domain_state "$C")" "virsh domstate after stop"
@@ -123,7 +123,7 @@ t_end
 
 t_begin "libvirtd killed (SIGKILL) before a stop: the qemu process is ended directly, 0"
 assert_ra 0 "start $L again" "$L" start
-assert_true "guest $L printed no GUEST-READY within 60 s" -- vm_wait_ready "$L"
+assert_true "guest $L printed no GUEST-READY within 60 s (or no qemu of it runs)" -- vm_wait_ready "$L"
 qpid=$(vm_qemu_pid "$L")
 lpid=$(libvirtd_pid)
 assert_match '^[0-9]+$' "$qpid" "qemu pid of $L"
@@ -143,7 +143,7 @@ t_end
 # The stop of $D (ignoring ACPI) sends the power button and waits for a shutdown that never
 # comes; libvirtd is killed during that wait: the broken connection must not fail the stop.
 t_begin "libvirtd killed (SIGKILL) during a graceful stop: the qemu process is ended directly, 0"
-assert_true "guest $D printed no GUEST-READY within 60 s" -- vm_wait_ready "$D"
+assert_true "guest $D printed no GUEST-READY within 60 s (or no qemu of it runs)" -- vm_wait_ready "$D"
 qpid=$(vm_qemu_pid "$D")
 lpid=$(libvirtd_pid)
 assert_match '^[0-9]+$' "$qpid" "qemu pid of $D"

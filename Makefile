@@ -13,7 +13,7 @@ AGENTS   := Dummy VirtualDomain
 
 AGENT_DIR := $(DESTDIR)$(OCF_ROOT)/resource.d/$(PROVIDER)
 
-.PHONY: all build install uninstall test test-unit test-conformance test-libvirt test-cluster test-migration lint fmt metadata demo bench clean
+.PHONY: all build install uninstall test test-unit test-conformance test-libvirt test-cluster test-migration test-mutants lint fmt metadata demo bench clean
 
 all: build
 
@@ -60,6 +60,11 @@ test-cluster: install
 # the agent's migrate_to/migrate_from directly, and a two-node cluster moving a guest.
 test-migration: install
 	tests/run.sh migration
+
+# Mutation check of the libvirt layer: it must fail against a VirtualDomain whose stop,
+# monitor or start does nothing (tests/mutants.sh; about 4 layer runs, not part of `make test`).
+test-mutants: install
+	tests/mutants.sh
 
 # Everything, in the order CI runs it.
 test: lint test-unit install

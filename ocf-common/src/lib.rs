@@ -8,6 +8,7 @@
 //! - [`dispatch`]: from `argv[1]` to an action, and from its result to an exit status;
 //! - [`deadline`]: the op-timeout budget every wait honours;
 //! - [`statefile`]: atomic, symlink-safe state files;
+//! - [`regular_file`]: reading configured files without blocking, within a size cap;
 //! - [`logging`]: journald, stderr and log files through `tracing`;
 //! - [`docs`]: Markdown parameter tables for the README.
 
@@ -19,6 +20,7 @@ pub mod env;
 pub mod exit;
 pub mod logging;
 pub mod metadata;
+pub mod regular_file;
 pub mod statefile;
 pub mod value;
 

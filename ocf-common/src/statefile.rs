@@ -3,16 +3,19 @@
 //! A write goes to a new temporary file in the same directory (created exclusively, not
 //! following symlinks, mode 0600 unless told otherwise), is fsynced, renamed over the
 //! target (which replaces a symlink rather than writing through it), and the directory
-//! is fsynced. Reads refuse symlinks.
+//! is fsynced. Reads refuse symlinks and anything but a regular file, never block (a FIFO
+//! at the path is refused at once), and refuse a file larger than [`MAX_STATE_FILE_BYTES`].
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Mode of state files unless the caller asks otherwise.
 pub const STATE_FILE_MODE: u32 = 0o600;
+/// The largest state file read: they hold a few short lines.
+pub const MAX_STATE_FILE_BYTES: u64 = 16 * 1024;
 /// Mode of directories this module creates.
 pub const STATE_DIR_MODE: u32 = 0o755;
 
@@ -79,21 +82,14 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
     result
 }
 
-/// Reads `path`; `Ok(None)` when it does not exist. A symlink is refused (ELOOP).
+/// Reads `path`; `Ok(None)` when it does not exist. A symlink, a FIFO, a directory or a
+/// device is refused, and so is a file larger than [`MAX_STATE_FILE_BYTES`].
 pub fn read(path: &Path) -> io::Result<Option<Vec<u8>>> {
-    match OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
-        .open(path)
-    {
-        Ok(mut f) => {
-            let mut buf = Vec::new();
-            f.read_to_end(&mut buf)?;
-            Ok(Some(buf))
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
-    }
+    let rules = crate::regular_file::Rules {
+        max_bytes: MAX_STATE_FILE_BYTES,
+        follow_symlinks: false,
+    };
+    Ok(crate::regular_file::read(path, rules)?)
 }
 
 /// Reads `path` as UTF-8 text (lossily); `Ok(None)` when it does not exist.
@@ -215,5 +211,19 @@ mod tests {
             })
             .count();
         assert_eq!(leftovers, 0);
+    }
+
+    #[test]
+    fn fifos_and_oversized_files_are_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let e = read(&fifo).unwrap_err();
+        assert!(e.to_string().contains("a FIFO"), "{e}");
+        let big = dir.path().join("big");
+        File::create(&big).unwrap().set_len(10 << 30).unwrap();
+        let e = read_string(&big).unwrap_err();
+        assert!(e.to_string().starts_with("is larger than 16 KiB"), "{e}");
+        assert!(read(dir.path()).is_err());
     }
 }

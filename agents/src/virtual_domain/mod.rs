@@ -22,9 +22,10 @@ mod stop;
 mod utilization;
 mod validate;
 
-use std::path::PathBuf;
-use std::time::Instant;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
+use ocf_common::regular_file::{self, ReadError};
 use ocf_common::{Action, Agent, AgentDescription, Context, ExitCode, OcfError, OcfResult};
 
 pub use description::DESCRIPTION;
@@ -232,11 +233,52 @@ fn believable(
     }
 }
 
+/// The largest config file read: a domain definition is a few KiB.
+pub const MAX_CONFIG_BYTES: u64 = 4 << 20;
+
+/// How the config file is read: a symlink is followed (configs often live on shared
+/// storage behind one), but only a regular file of at most [`MAX_CONFIG_BYTES`] is read.
+pub const CONFIG_RULES: regular_file::Rules = regular_file::Rules {
+    max_bytes: MAX_CONFIG_BYTES,
+    follow_symlinks: true,
+};
+
+/// The longest wait for the config file: it may sit on storage that hangs (NFS), and the
+/// action must keep most of its time for the domain (a stop goes on with the cached
+/// identity).
+const CONFIG_READ_BUDGET: Duration = Duration::from_secs(5);
+
+/// When to stop waiting for the config file in an action that must be done by `until`.
+pub fn config_read_until(until: Instant) -> Instant {
+    let now = Instant::now();
+    now + CONFIG_READ_BUDGET.min(until.saturating_duration_since(now) / 4)
+}
+
 fn read_config(ctx: &Context) -> Result<(String, DomainXml), ConfigProblem> {
     let path = ctx.params.str("config").ok_or(ConfigProblem::Unset)?;
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        ConfigProblem::Unreadable(format!(
-            "Configuration file {path} does not exist or is not readable: {e}"
+    let until = config_read_until(ctx.deadline.end());
+    let bytes = match regular_file::read_within(Path::new(path), CONFIG_RULES, until) {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => {
+            return Err(ConfigProblem::Unreadable(format!(
+                "Configuration file {path} does not exist"
+            )))
+        }
+        Err(e @ (ReadError::Io(_) | ReadError::TimedOut { .. })) => {
+            return Err(ConfigProblem::Unreadable(format!(
+                "Configuration file {path} {e}"
+            )))
+        }
+        Err(e @ (ReadError::NotRegular { .. } | ReadError::TooLarge { .. })) => {
+            return Err(ConfigProblem::Invalid(format!(
+                "Configuration file {path} {e}"
+            )))
+        }
+    };
+    let text = String::from_utf8(bytes).map_err(|e| {
+        ConfigProblem::Invalid(format!(
+            "Configuration file {path} is not valid UTF-8 (at byte {})",
+            e.utf8_error().valid_up_to()
         ))
     })?;
     let xml = domain_xml::parse(&text).map_err(|why| {
@@ -256,4 +298,122 @@ pub fn libvirt_error(e: LibvirtError) -> OcfError {
 /// monitor.
 pub fn is_success(r: &OcfResult) -> bool {
     matches!(r, Ok(ExitCode::Success))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn ctx(config: &Path) -> Context {
+        let env = ocf_common::OcfEnv::from_pairs([("OCF_RESKEY_config", config.to_str().unwrap())]);
+        let params = ocf_common::Params::parse(&DESCRIPTION, &env);
+        let deadline = ocf_common::Deadline::new(Instant::now(), Duration::from_secs(20));
+        Context::new(Action::Monitor, env, params, deadline)
+    }
+
+    fn problem(config: &Path) -> ConfigProblem {
+        read_config(&ctx(config)).expect_err("the config must be refused")
+    }
+
+    const XML: &str = "<domain type='qemu'><name>vm1</name></domain>";
+
+    #[test]
+    fn a_usable_config_is_read_also_through_a_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("vm1.xml");
+        std::fs::write(&file, XML).unwrap();
+        let (text, xml) = read_config(&ctx(&file)).unwrap();
+        assert_eq!((text.as_str(), xml.name.as_str()), (XML, "vm1"));
+        let link = dir.path().join("link.xml");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        assert_eq!(read_config(&ctx(&link)).unwrap().1.name, "vm1");
+    }
+
+    #[test]
+    fn a_missing_config_does_not_exist() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("none.xml");
+        let ConfigProblem::Unreadable(why) = problem(&p) else {
+            panic!("not Unreadable");
+        };
+        assert_eq!(
+            why,
+            format!("Configuration file {} does not exist", p.display())
+        );
+    }
+
+    #[test]
+    fn a_fifo_config_is_refused_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("fifo.xml");
+        nix::unistd::mkfifo(&p, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let t = Instant::now();
+        let ConfigProblem::Invalid(why) = problem(&p) else {
+            panic!("not Invalid");
+        };
+        assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+        assert_eq!(
+            why,
+            format!(
+                "Configuration file {} is a FIFO, not a regular file",
+                p.display()
+            )
+        );
+    }
+
+    #[test]
+    fn a_directory_or_an_oversized_config_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let ConfigProblem::Invalid(why) = problem(dir.path()) else {
+            panic!("not Invalid");
+        };
+        assert!(why.ends_with("is a directory, not a regular file"), "{why}");
+        let big = dir.path().join("big.xml");
+        std::fs::File::create(&big)
+            .unwrap()
+            .set_len(MAX_CONFIG_BYTES + 1)
+            .unwrap();
+        let ConfigProblem::Invalid(why) = problem(&big) else {
+            panic!("not Invalid");
+        };
+        assert!(
+            why.ends_with(&format!(
+                "is larger than 4 MiB ({} bytes)",
+                MAX_CONFIG_BYTES + 1
+            )),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn an_invalid_utf8_config_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("latin1.xml");
+        std::fs::write(&p, b"<domain><name>caf\xe9</name></domain>").unwrap();
+        let ConfigProblem::Invalid(why) = problem(&p) else {
+            panic!("not Invalid");
+        };
+        assert_eq!(
+            why,
+            format!(
+                "Configuration file {} is not valid UTF-8 (at byte 17)",
+                p.display()
+            )
+        );
+        // It fails the actions that need the file with ERR_INSTALLED, as a bad file does.
+        assert_eq!(
+            ConfigProblem::Invalid(why).to_error().code,
+            ExitCode::ErrInstalled
+        );
+    }
+
+    #[test]
+    fn the_config_read_keeps_most_of_the_time_for_the_action() {
+        let now = Instant::now();
+        let end = config_read_until(now + Duration::from_secs(8));
+        assert!(end <= now + Duration::from_secs(2) + Duration::from_millis(50));
+        let end = config_read_until(Instant::now() + Duration::from_secs(100));
+        assert!(end <= Instant::now() + CONFIG_READ_BUDGET);
+    }
 }

@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use ocf_common::{statefile, Context, Deadline, ExitCode, OcfError, OcfResult};
+use ocf_common::{regular_file, statefile, Context, Deadline, ExitCode, OcfError, OcfResult};
 use virt::sys;
 
 use super::libvirt::{bounded, DomainState, Guest, Hypervisor, LibvirtError, Seen};
@@ -331,8 +331,21 @@ pub fn save_config(res: &Resource, hv: &Hypervisor, guest: Guest, until: Instant
             return;
         }
     };
-    let current = std::fs::read_to_string(path).unwrap_or_default();
-    if current == xml {
+    // The file as it is now (it may have been replaced since the start); never a read
+    // that can block or that is larger than a config can be.
+    let current = match regular_file::read_within(
+        std::path::Path::new(path),
+        super::CONFIG_RULES,
+        super::config_read_until(until),
+    ) {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => Vec::new(),
+        Err(e) => {
+            tracing::warn!("{path} {e}: the domain definition is not saved to it");
+            return;
+        }
+    };
+    if current == xml.as_bytes() {
         return;
     }
     if super::domain_xml::parse(&xml).is_err() {

@@ -297,6 +297,8 @@ pub fn main(agent: &dyn Agent) -> ! {
         &mut std::io::stderr().lock(),
     );
     let _ = std::io::stdout().flush();
+    // Nothing a child of the agent started outlives it.
+    crate::child::end_leftovers();
     std::process::exit(code)
 }
 

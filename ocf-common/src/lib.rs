@@ -9,10 +9,12 @@
 //! - [`deadline`]: the op-timeout budget every wait honours;
 //! - [`statefile`]: atomic, symlink-safe state files;
 //! - [`regular_file`]: reading configured files without blocking, within a size cap;
+//! - [`child`]: the one runner of child processes (bounded, drained, never left behind);
 //! - [`logging`]: journald, stderr and log files through `tracing`;
 //! - [`docs`]: Markdown parameter tables for the README.
 
 pub mod agent;
+pub mod child;
 pub mod deadline;
 pub mod dispatch;
 pub mod docs;

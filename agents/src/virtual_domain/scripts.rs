@@ -2,15 +2,14 @@
 //! word is one command (as the shell agent runs them), run without a shell, one after the
 //! other, all within the monitor's deadline.
 
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
-use std::sync::mpsc::sync_channel;
 use std::time::Instant;
 
+use ocf_common::child::{self, RunError, REASON_EXCERPT};
 use ocf_common::OcfError;
 
 /// Runs every script; the first that fails (or does not finish by `until`) fails the
-/// monitor with its output in the reason.
+/// monitor with (the start of) its output in the reason; what was kept of the output
+/// goes to the log.
 pub fn run_all(list: &str, domain: &str, until: Instant) -> Result<(), OcfError> {
     for script in list.split_whitespace() {
         run_one(script, domain, until)?;
@@ -19,50 +18,38 @@ pub fn run_all(list: &str, domain: &str, until: Instant) -> Result<(), OcfError>
 }
 
 fn run_one(script: &str, domain: &str, until: Instant) -> Result<(), OcfError> {
-    let child = Command::new(script)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .map_err(|e| {
-            OcfError::generic(format!(
-                "monitor_scripts: cannot run {script} (domain {domain}): {e}"
-            ))
-        })?;
-    let pid = child.id() as i32;
-    let (tx, rx) = sync_channel(1);
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    let output = match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
-        Ok(out) => {
-            out.map_err(|e| OcfError::generic(format!("monitor_scripts: {script} failed: {e}")))?
-        }
-        Err(_) => {
-            // Kill the script and whatever it started (its own process group).
-            let _ = nix::sys::signal::killpg(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
+    let done = match child::run(script, &[] as &[&str], until) {
+        Ok(done) => done,
+        Err(e @ RunError::TimedOut { .. }) => {
+            tracing::warn!(
+                domain,
+                "monitor_scripts: {script} {e}; its output: {}",
+                e.output()
             );
             return Err(OcfError::generic(format!(
-                "monitor_scripts: {script} did not finish within the operation timeout (domain {domain})"
+                "monitor_scripts: {script} {e} (domain {domain})"
             )));
         }
+        Err(e) => {
+            return Err(OcfError::generic(format!(
+                "monitor_scripts: {script} {e} (domain {domain})"
+            )))
+        }
     };
-    if output.status.success() {
+    if done.success() {
         return Ok(());
     }
-    let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&output.stderr));
-    let rc = output
-        .status
-        .code()
-        .map(|c| c.to_string())
-        .unwrap_or_else(|| "a signal".into());
+    let output = done.output();
+    tracing::warn!(
+        domain,
+        bytes = done.stdout.total() + done.stderr.total(),
+        "monitor_scripts: {script} {}: {output}",
+        done.how()
+    );
     Err(OcfError::generic(format!(
-        "monitor_scripts: {script} exited {rc}: {}",
-        text.trim()
+        "monitor_scripts: {script} {}: {}",
+        done.how(),
+        child::excerpt(&output, REASON_EXCERPT)
     )))
 }
 
@@ -78,7 +65,12 @@ mod tests {
         let e = run_all("/bin/true /bin/false", "d", soon).unwrap_err();
         assert_eq!(e.reason(), "monitor_scripts: /bin/false exited 1:");
         let e = run_all("/nonexistent-script", "d", soon).unwrap_err();
-        assert!(e.reason().contains("cannot run"), "{}", e.reason());
+        assert!(
+            e.reason()
+                .starts_with("monitor_scripts: /nonexistent-script cannot be run: "),
+            "{}",
+            e.reason()
+        );
         let dir = tempfile::tempdir().unwrap();
         let hang = dir.path().join("hang");
         std::fs::write(&hang, "#!/bin/sh\necho partial\nsleep 30\n").unwrap();
@@ -96,7 +88,13 @@ mod tests {
         )
         .unwrap_err();
         assert!(t.elapsed() < Duration::from_secs(2));
-        assert!(e.reason().contains("did not finish"), "{}", e.reason());
+        assert_eq!(
+            e.reason(),
+            format!(
+                "monitor_scripts: {} did not finish within the operation timeout (domain d)",
+                hang.display()
+            )
+        );
         let out = dir.path().join("out");
         std::fs::write(&out, "#!/bin/sh\necho guest not ready\nexit 3\n").unwrap();
         std::fs::set_permissions(&out, std::os::unix::fs::PermissionsExt::from_mode(0o755))
@@ -106,6 +104,35 @@ mod tests {
             e.reason().ends_with("exited 3: guest not ready"),
             "{}",
             e.reason()
+        );
+    }
+
+    #[test]
+    fn ten_megabytes_of_output_make_a_short_reason_in_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big");
+        std::fs::write(
+            &big,
+            "#!/bin/sh\nhead -c 10485760 /dev/zero | tr '\\0' x\necho LAST-LINE\nexit 2\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&big, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let t = Instant::now();
+        let e = run_all(
+            big.to_str().unwrap(),
+            "d",
+            Instant::now() + Duration::from_secs(20),
+        )
+        .unwrap_err();
+        assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+        let prefix = format!("monitor_scripts: {} exited 2: xxxx", big.display());
+        assert!(e.reason().starts_with(&prefix), "{}", e.reason());
+        assert!(e.reason().ends_with("x..."), "{}", e.reason());
+        assert!(
+            e.reason().len() <= prefix.len() + REASON_EXCERPT,
+            "{} bytes",
+            e.reason().len()
         );
     }
 }

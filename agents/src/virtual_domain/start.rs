@@ -9,10 +9,9 @@
 //! written back from memory.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use ocf_common::{statefile, Context, ExitCode, OcfError, OcfResult};
+use ocf_common::{child, statefile, Context, ExitCode, OcfError, OcfResult};
 use virt::sys;
 
 use super::libvirt::{same_uuid, DomainState, Found, Guest, Hypervisor, Seen};
@@ -336,42 +335,26 @@ fn start_over_backing_file(
     Ok(guest)
 }
 
-/// Runs a helper program (no shell), killing it at `until`; fails with its output.
+/// Runs a helper program (no shell) through the agent's child runner (output drained
+/// and capped, the program and its descendants killed at `until`); fails with the start
+/// of its output in the reason, what was kept of it in the log.
 pub fn run_tool(program: &str, args: &[String], until: Instant) -> OcfResult<()> {
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .map_err(|e| OcfError::generic(format!("cannot run {program}: {e}")))?;
-    loop {
-        match child.try_wait() {
-            Ok(Some(_)) => break,
-            Ok(None) if Instant::now() >= until => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(OcfError::generic(format!(
-                    "{program} did not finish within the operation timeout"
-                )));
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-            Err(e) => return Err(OcfError::generic(format!("{program}: {e}"))),
+    let command = format!("{program} {}", args.join(" "));
+    let done = child::run(program, args, until).map_err(|e| {
+        if matches!(e, child::RunError::TimedOut { .. }) {
+            tracing::warn!("{command} {e}; its output: {}", e.output());
         }
-    }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| OcfError::generic(format!("{program}: {e}")))?;
-    if out.status.success() {
+        OcfError::generic(format!("{program} {e}"))
+    })?;
+    if done.success() {
         return Ok(());
     }
-    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    let output = done.output();
+    tracing::warn!("{command} {}: {output}", done.how());
     Err(OcfError::generic(format!(
-        "{program} {} failed ({}): {}",
-        args.join(" "),
-        out.status,
-        text.trim()
+        "{command} failed ({}): {}",
+        done.how(),
+        child::excerpt(&output, child::REASON_EXCERPT)
     )))
 }
 

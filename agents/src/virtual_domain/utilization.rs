@@ -3,8 +3,9 @@
 //! through crm_resource only when a value differs from the one last published (kept in
 //! the state file), so a routine monitor forks nothing.
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
+
+use ocf_common::child;
 
 use super::libvirt::{Guest, Hypervisor};
 use super::Resource;
@@ -124,37 +125,17 @@ pub fn update(
     updates
 }
 
-/// Runs crm_resource with `args`, killing it at `until`.
+/// Runs crm_resource with `args` through the agent's child runner, killing it at `until`.
 fn crm_resource(args: &[String], until: Instant) -> Result<(), String> {
-    let mut child = Command::new("crm_resource")
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run crm_resource: {e}"))?;
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) if status.success() => return Ok(()),
-            Ok(Some(status)) => {
-                let mut err = String::new();
-                if let Some(mut s) = child.stderr.take() {
-                    let _ = std::io::Read::read_to_string(&mut s, &mut err);
-                }
-                return Err(format!(
-                    "crm_resource {} exited with {status}: {}",
-                    args.join(" "),
-                    err.trim()
-                ));
-            }
-            Ok(None) if Instant::now() >= until => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err("crm_resource did not finish within the operation timeout".into());
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-            Err(e) => return Err(e.to_string()),
-        }
+    match child::run("crm_resource", args, until) {
+        Ok(done) if done.success() => Ok(()),
+        Ok(done) => Err(format!(
+            "crm_resource {} {}: {}",
+            args.join(" "),
+            done.how(),
+            child::excerpt(&done.stderr.text(), child::REASON_EXCERPT)
+        )),
+        Err(e) => Err(format!("crm_resource {e}")),
     }
 }
 

@@ -3,7 +3,8 @@
 # the config replaced by a FIFO (stop, monitor, probe, start answer within
 # CRM_meta_timeout), a huge sparse state file, monitor_scripts that leave background
 # processes (also out of the process group, also when the executor kills the agent's
-# group), and a script that prints 10 MB (short exit reason, small log, in time).
+# group, or the agent alone), and a script that prints 10 MB (short exit reason, small
+# log, in time).
 # Every agent run is wrapped in `timeout -s KILL`, so an agent that blocks fails its case
 # instead of hanging the file.
 # shellcheck source=tests/libvirt/lib-vm.sh
@@ -22,42 +23,42 @@ RA_WRAP=(timeout -s KILL 40)
 
 # ---- process helpers ----
 
-# alive PID: PID is a process that has not exited (a zombie counts as gone).
-alive() {
+# proc_alive PID: PID is a process that has not exited (a zombie counts as gone).
+proc_alive() {
   local s
   [[ $1 =~ ^[0-9]+$ ]] || return 1
   s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
   s=${s##*) }
   [[ ${s:0:1} != Z ]]
 }
-# stat_field PID N: field N of /proc/PID/stat counted after the command name (1: state,
+# proc_field PID N: field N of /proc/PID/stat counted after the command name (1: state,
 # 2: ppid, 3: process group).
-stat_field() {
+proc_field() {
   local s f
   s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
   s=${s##*) }
   read -r -a f <<<"$s"
   printf '%s\n' "${f[$(($2 - 1))]}"
 }
-# pid_in FILE: the pid written to FILE (empty when not written yet).
-pid_in() { tr -dc '0-9' 2>/dev/null <"$1" || true; }
-has_pid() { [[ -n $(pid_in "$1") ]]; } # FILE
-# none_alive FILE...: no pid written to the FILEs is alive (a missing pid is a failure).
+# pid_from FILE: the pid written to FILE (empty when not written yet).
+pid_from() { tr -dc '0-9' 2>/dev/null <"$1" || true; }
+has_pid() { [[ -n $(pid_from "$1") ]]; } # FILE
+# none_alive FILE...: no pid written to the FILEs is proc_alive (a missing pid is a failure).
 none_alive() {
   local f p
   for f in "$@"; do
-    p=$(pid_in "$f")
+    p=$(pid_from "$f")
     [[ -n $p ]] || return 1
-    alive "$p" && return 1
+    proc_alive "$p" && return 1
   done
   return 0
 }
-# alive_list FILE...: "name=pid" of those still alive, for messages.
+# alive_list FILE...: "name=pid" of those still proc_alive, for messages.
 alive_list() {
   local f p out=""
   for f in "$@"; do
-    p=$(pid_in "$f")
-    if [[ -n $p ]] && alive "$p"; then out+="${f##*/}=$p($(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null)) "; fi
+    p=$(pid_from "$f")
+    if [[ -n $p ]] && proc_alive "$p"; then out+="${f##*/}=$p($(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null)) "; fi
   done
   printf '%s\n' "${out:-none}"
 }
@@ -66,26 +67,26 @@ _kill_leftovers() {
   local f p
   for f in "$SCRIPTS"/*.pid; do
     [[ -e $f ]] || continue
-    p=$(pid_in "$f")
+    p=$(pid_from "$f")
     [[ -n $p ]] || continue
-    alive "$p" || continue
+    proc_alive "$p" || continue
     kill -KILL "$p" 2>/dev/null || true
   done
   return 0
 }
 VM_EXTRA_CLEANUP+=(_kill_leftovers)
 
-# leads_agent_group PID: PID is a VirtualDomain agent (not init, not this shell) that leads
-# its own process group: only then may its group be killed.
-leads_agent_group() {
+# is_agent PID: PID is a VirtualDomain agent (not init, not this shell): only then may it
+# be killed.
+is_agent() {
   [[ $1 =~ ^[0-9]+$ ]] || return 1
   (($1 > 1 && $1 != $$)) || return 1
-  [[ $(stat_field "$1" 3) == "$1" ]] || return 1
-  [[ $(tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null) == *VirtualDomain* ]]
+  [[ $(tr '\0' ' ' 2>/dev/null <"/proc/$1/cmdline") == *VirtualDomain* ]]
 }
+# leads_agent_group PID: is_agent PID, and PID leads its own process group (only then may
+# its group be killed).
+leads_agent_group() { is_agent "$1" && [[ $(proc_field "$1" 3) == "$1" ]]; }
 
-# size FILE: bytes in FILE (0 when missing).
-size() { if [[ -e $1 ]]; then stat -c %s "$1"; else echo 0; fi; }
 
 # ---- monitor scripts ----
 # quiet.sh: leaves a background sleeper that does not hold the output pipes; exits 0.
@@ -121,6 +122,12 @@ echo \$\$ >"$SCRIPTS/grouphang.pid"
 sleep 300 &
 echo \$! >"$SCRIPTS/grouphang-bg.pid"
 sleep 300
+EOF
+# lonehang.sh: hangs (for a kill of the agent alone).
+cat >"$SCRIPTS/lonehang.sh" <<EOF
+#!/bin/sh
+echo \$\$ >"$SCRIPTS/lonehang.pid"
+exec sleep 300
 EOF
 # big.sh: 10 MiB on stdout, then a last line; fails.
 cat >"$SCRIPTS/big.sh" <<'EOF'
@@ -176,7 +183,7 @@ t_begin "a 1 GiB sparse state file: monitor 0 in time without reading it, and th
 assert_ra 0 "start" "$D" start
 assert_true "no state file $STATE after the start" -- test -s "$STATE"
 truncate -s 1G -- "$STATE"
-assert_eq 1073741824 "$(size "$STATE")" "size of the planted state file"
+assert_eq 1073741824 "$(console_size "$STATE")" "size of the planted state file"
 RA_WRAP=(timeout -s KILL 40 /usr/bin/time -f 'peak-rss-kb=%M' -o "$T_TMP/time.out")
 assert_ra 0 "recurring monitor" "$D" monitor CRM_meta_interval=10000 CRM_meta_timeout=10000
 RA_WRAP=(timeout -s KILL 40)
@@ -185,7 +192,7 @@ rss=$(sed -n 's/^peak-rss-kb=//p' "$T_TMP/time.out")
 t_note "monitor with a 1 GiB state file: ${RA_SECS}s, peak RSS ${rss} KiB"
 assert_match '^[0-9]+$' "$rss" "peak RSS measured"
 assert_lt "$rss" 102400 "peak RSS in KiB (the state file must not be read)"
-assert_lt "$(size "$STATE")" 16385 "size of the state file after the monitor"
+assert_lt "$(console_size "$STATE")" 16385 "size of the state file after the monitor"
 assert_eq "name=$D" "$(grep '^name=' "$STATE")" "the rewritten state file names the domain"
 t_end
 
@@ -228,28 +235,46 @@ rm -f -- "$SCRIPTS"/grouphang*.pid
 ) 2>/dev/null & # (its shell reports the kill of the agent)
 bg=$!
 assert_wait 10 "grouphang.sh did not start its background process" -- has_pid "$SCRIPTS/grouphang-bg.pid"
-script_pid=$(pid_in "$SCRIPTS/grouphang.pid")
-agent_pid=$(stat_field "$script_pid" 2)
+script_pid=$(pid_from "$SCRIPTS/grouphang.pid")
+agent_pid=$(proc_field "$script_pid" 2)
 assert_match '^[0-9]+$' "$agent_pid" "the agent's pid (the script's parent)"
 assert_true "the script's parent $agent_pid is not a VirtualDomain leading its process group" -- leads_agent_group "$agent_pid"
 if leads_agent_group "$agent_pid"; then
   kill -KILL -- "-$agent_pid"
 fi
 wait "$bg" || true
-assert_wait 2 "the agent $agent_pid survived the kill of its group" -- not alive "$agent_pid"
+assert_wait 2 "the agent $agent_pid survived the kill of its group" -- not proc_alive "$agent_pid"
 gh_pids=("$SCRIPTS/grouphang.pid" "$SCRIPTS/grouphang-bg.pid")
 assert_wait 2 "left running after the agent's group was killed: $(alive_list "${gh_pids[@]}")" -- none_alive "${gh_pids[@]}"
+t_end
+
+t_begin "monitor_scripts: SIGKILL of the agent alone ends its script too (parent-death signal)"
+rm -f -- "$SCRIPTS"/lonehang*.pid
+(
+  ra "$D" monitor CRM_meta_interval=10000 CRM_meta_timeout=30000 "monitor_scripts=$SCRIPTS/lonehang.sh"
+) 2>/dev/null & # (its shell reports the kill of the agent)
+bg=$!
+assert_wait 10 "lonehang.sh did not start" -- has_pid "$SCRIPTS/lonehang.pid"
+script_pid=$(pid_from "$SCRIPTS/lonehang.pid")
+agent_pid=$(proc_field "$script_pid" 2)
+assert_true "the script's parent $agent_pid is not a VirtualDomain" -- is_agent "$agent_pid"
+if is_agent "$agent_pid"; then
+  kill -KILL "$agent_pid"
+fi
+wait "$bg" || true
+assert_wait 2 "the agent $agent_pid survived SIGKILL" -- not proc_alive "$agent_pid"
+assert_wait 2 "the script outlived the agent: $(alive_list "$SCRIPTS/lonehang.pid")" -- none_alive "$SCRIPTS/lonehang.pid"
 t_end
 
 t_begin "monitor_scripts: a script printing 10 MiB fails the monitor in time with a short exit reason and a small log"
 rm -f -- "$LOG"
 assert_ra 1 "recurring monitor" "$D" monitor CRM_meta_interval=10000 CRM_meta_timeout=10000 "monitor_scripts=$SCRIPTS/big.sh" "HA_LOGFILE=$LOG"
-t_note "monitor with 10 MiB of script output took ${RA_SECS}s; reason ${#RA_REASON} characters, stderr ${#RA_ERR}, log $(size "$LOG") bytes"
+t_note "monitor with 10 MiB of script output took ${RA_SECS}s; reason ${#RA_REASON} characters, stderr ${#RA_ERR}, log $(console_size "$LOG") bytes"
 assert_lt "$RA_SECS" 10 "monitor time (CRM_meta_timeout 10 s)"
 assert_match "^monitor_scripts: $SCRIPTS/big\\.sh exited 1: xxxx" "$RA_REASON" "exit reason"
 assert_lt "${#RA_REASON}" 300 "length of the exit reason"
 assert_lt "${#RA_ERR}" 20000 "bytes on stderr"
-assert_lt "$(size "$LOG")" 20000 "bytes in the log"
+assert_lt "$(console_size "$LOG")" 20000 "bytes in the log"
 assert_match "LAST-LINE" "$(cat "$LOG")" "the log keeps the end of the output"
 t_end
 

@@ -1,6 +1,8 @@
 //! monitor_scripts: commands that check the guest from the host. Each whitespace-separated
 //! word is one command (as the shell agent runs them), run without a shell, one after the
-//! other, all within the monitor's deadline.
+//! other, all within the monitor's deadline, through the agent's one child runner
+//! ([`ocf_common::child`]: output drained and capped, the script and everything it started
+//! killed at the deadline, nothing left running after the agent).
 
 use std::time::Instant;
 
@@ -74,10 +76,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let hang = dir.path().join("hang");
         std::fs::write(&hang, "#!/bin/sh\necho partial\nsleep 30\n").unwrap();
-        std::os::unix::fs::PermissionsExt::set_mode(
-            &mut std::fs::metadata(&hang).unwrap().permissions(),
-            0o755,
-        );
         std::fs::set_permissions(&hang, std::os::unix::fs::PermissionsExt::from_mode(0o755))
             .unwrap();
         let t = Instant::now();

@@ -143,7 +143,7 @@ chmod 755 "$SCRIPTS"/*.sh
 
 t_begin "start the guest with a regular config"
 assert_ra 0 "start" "$D" start
-assert_eq running "$(dom_state "$D")" "virsh domstate after start"
+assert_eq running "$(domain_state "$D")" "virsh domstate after start"
 t_end
 
 t_begin "config replaced by a FIFO: recurring monitor 0 within CRM_meta_timeout=10000, from the cached identity"
@@ -174,7 +174,7 @@ t_begin "config is a FIFO: stop 0 within CRM_meta_timeout=10000, the guest is go
 assert_ra 0 "stop" "$D" stop CRM_meta_timeout=10000
 t_note "stop with a FIFO config took ${RA_SECS}s"
 assert_lt "$RA_SECS" 10 "stop time (CRM_meta_timeout 10 s)"
-assert_eq absent "$(dom_state "$D")" "virsh domstate after the stop"
+assert_eq absent "$(domain_state "$D")" "virsh domstate after the stop"
 t_end
 rm -f -- "$CFG"
 cp -- "$T_TMP/$D.xml.orig" "$CFG"
@@ -280,5 +280,5 @@ t_end
 
 t_begin "stop: 0, the guest is gone"
 assert_ra 0 "stop" "$D" stop
-assert_eq absent "$(dom_state "$D")" "virsh domstate after the stop"
+assert_eq absent "$(domain_state "$D")" "virsh domstate after the stop"
 t_end

@@ -105,6 +105,8 @@ echo checked
 exit 0
 EOF
 # hang.sh: starts a background sleeper in its group and one in a new session, then hangs.
+# (The scripts end in exec: every process they leave has its pid in a file, for the
+# checks and the cleanup.)
 cat >"$SCRIPTS/hang.sh" <<EOF
 #!/bin/sh
 echo \$\$ >"$SCRIPTS/hang.pid"
@@ -113,7 +115,7 @@ echo \$! >"$SCRIPTS/hang-bg.pid"
 setsid sleep 300 &
 echo \$! >"$SCRIPTS/hang-sid.pid"
 echo started
-sleep 300
+exec sleep 300
 EOF
 # grouphang.sh: a background sleeper in its group, then hangs (for the executor's kill).
 cat >"$SCRIPTS/grouphang.sh" <<EOF
@@ -121,7 +123,7 @@ cat >"$SCRIPTS/grouphang.sh" <<EOF
 echo \$\$ >"$SCRIPTS/grouphang.pid"
 sleep 300 &
 echo \$! >"$SCRIPTS/grouphang-bg.pid"
-sleep 300
+exec sleep 300
 EOF
 # lonehang.sh: hangs (for a kill of the agent alone).
 cat >"$SCRIPTS/lonehang.sh" <<EOF

@@ -14,6 +14,8 @@ packages=(
   iptables
   # guest image, namespaces, checks, benchmarks
   busybox-static cpio tini iproute2 libxml2-utils ncat hyperfine time strace gnuplot-nox
+  # the daemon scripts ask the kernel which pid listens on a socket (scripts/lib-proc.sh)
+  python3
 )
 
 missing=()

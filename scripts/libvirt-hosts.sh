@@ -6,7 +6,9 @@
 #                                             Prints one line per host: NAME ROOT-NS-URI PEER-URI
 #   scripts/libvirt-hosts.sh down             stop everything of both hosts (by pid), remove the
 #                                             namespaces and state; idempotent, bounded waits
-#   scripts/libvirt-hosts.sh status           exit 0 if both answer, 3 if nothing runs, 1 if partly
+#   scripts/libvirt-hosts.sh status           exit 0 if both answer (our daemons), 3 if nothing
+#                                             runs, 4 if a libvirtd/virtlogd this script did not
+#                                             start runs or answers in a host, 1 if partly
 #   scripts/libvirt-hosts.sh uri HOST         the root-namespace URI of HOST's libvirtd
 #   scripts/libvirt-hosts.sh exec HOST CMD... run CMD inside HOST's network, mount and UTS
 #                                             namespaces (keeps the caller's environment)
@@ -32,6 +34,11 @@
 #     steps (log_filters 1:qemu.qemu_monitor 1:qemu.qemu_migration), so tests can see which
 #     migrate URI, port, speed and downtime reached libvirt and qemu.
 #
+# A host's daemon is ours (scripts/lib-proc.sh) when the process its pid file names is alive, is
+# the one this script spawned (libvirtd: the child of our tini), and is the process listening on
+# the host's socket (SO_PEERCRED). `up` refuses to start a daemon over one it did not start in a
+# host (and stops nothing of it); `status` says which pid answers.
+#
 # URIs: from the root namespace qemu+unix:///system?socket=$OCF_RS_HOSTS_DIR/HOST/run/libvirt/libvirt-sock;
 # inside either namespace qemu+tcp://ocfa/system and qemu+tcp://ocfb/system, and qemu:///system
 # for the host's own libvirtd.
@@ -47,15 +54,18 @@ declare -A ADDR=([ocfa]=10.213.99.1 [ocfb]=10.213.99.2)
 declare -A UUID=([ocfa]=0cfa0000-0000-4000-8000-00000000000a [ocfb]=0cfb0000-0000-4000-8000-00000000000b)
 declare -A VETH=([ocfa]=vocfa0 [ocfb]=vocfb0)
 
-log() { printf 'libvirt-hosts.sh: %s\n' "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
+PROG=libvirt-hosts.sh
+LIB_DIR=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")
 # shellcheck source=scripts/lib-proc.sh
-source "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/lib-proc.sh"
+source "$LIB_DIR/lib-proc.sh"
+# shellcheck source=scripts/lib-libvirt.sh
+source "$LIB_DIR/lib-libvirt.sh"
 
 known_host() { [[ -n ${ADDR[$1]:-} ]] || die "unknown host '$1' (ocfa or ocfb)"; }
 netns() { echo "ocf-rs-$1"; }
 dir() { echo "$BASE/$1"; }
 sock() { echo "$BASE/$1/run/libvirt/libvirt-sock"; }
+logsock() { echo "$BASE/$1/run/libvirt/virtlogd-sock"; }
 uri() { echo "qemu+unix:///system?socket=$(sock "$1")"; }
 
 keeper_pid() { read_pid "$(dir "$1")/keeper.pid" sleep; }
@@ -67,24 +77,7 @@ in_host() { # HOST CMD...: run CMD in HOST's namespaces
   nsenter -t "$k" -n -m -u -- "$@"
 }
 
-virsh_ok() { timeout 5 virsh -q -c "$(uri "$1")" version >/dev/null 2>&1; }
-
-wait_for() { # WHAT CMD...: bounded poll
-  local what=$1 deadline
-  shift
-  deadline=$(($(now_ms) + TIMEOUT * 1000))
-  until "$@"; do
-    (($(now_ms) < deadline)) || { log "timed out after ${TIMEOUT}s waiting for $what"; return 1; }
-    sleep 0.05
-  done
-}
-
-ensure_accounts() { # the qemu driver looks these up even when it runs qemu as root
-  getent group kvm >/dev/null || groupadd --system kvm
-  getent group libvirt-qemu >/dev/null || groupadd --system libvirt-qemu
-  getent passwd libvirt-qemu >/dev/null || useradd --system --gid libvirt-qemu --groups kvm \
-    --no-create-home --home-dir /var/lib/libvirt --shell /usr/sbin/nologin libvirt-qemu
-}
+host_virsh_ok() { virsh_ok "$(uri "$1")"; }
 
 write_files() { # HOST
   local h=$1 d a
@@ -153,7 +146,7 @@ start_keeper() { # HOST: the process that holds the mount + UTS namespace, with 
     </dev/null >/dev/null 2>&1 &
   k=$!
   # ip netns exec and unshare exec in place: $! becomes `sleep` once the namespaces exist
-  wait_for "the keeper of $h" eval "[[ \$(cat /proc/$k/comm 2>/dev/null) == sleep ]]" \
+  await "$k" "the keeper of $h (pid $k)" spawned_as "$k" sleep \
     || { kill -KILL "$k" 2>/dev/null || true; die "keeper of $h did not start"; }
   echo "$k" >"$d/keeper.pid"
   nsenter -t "$k" -n -m -u -- sh -ec "
@@ -170,44 +163,96 @@ start_keeper() { # HOST: the process that holds the mount + UTS namespace, with 
   " || die "cannot set up the mounts of $h"
 }
 
-start_daemons() { # HOST
-  local h=$1 d tini k pid pp
-  d=$(dir "$h")
-  if ! read_pid "$d/run/virtlogd.pid" virtlogd >/dev/null; then
-    rm -f "$d/run/virtlogd.pid"
-    in_host "$h" virtlogd -d -f /etc/libvirt/virtlogd.conf -p /run/virtlogd.pid \
-      </dev/null >>"$d/log/virtlogd.stdout" 2>&1 || die "virtlogd of $h failed to start"
-    wait_for "virtlogd of $h" eval "read_pid '$d/run/virtlogd.pid' virtlogd >/dev/null && [[ -S '$d/run/libvirt/virtlogd-sock' ]]" \
-      || die "virtlogd of $h did not come up"
+our_host_libvirtd() { our_libvirtd "$(dir "$1")/tini.pid" "$(dir "$1")/run/libvirtd.pid" "$(sock "$1")"; }
+our_host_virtlogd() { our_virtlogd "$(dir "$1")/run/virtlogd.pid" "$(logsock "$1")"; }
+
+# host_foreign HOST EXE SOCKET OURPID: one line per EXE in HOST that this script did not
+# start: a process listening on SOCKET other than OURPID (and its children), and EXE
+# processes in HOST's namespaces other than OURPID and its children.
+host_foreign() {
+  local h=$1 exe=$2 socket=$3 ours=${4:-} l="" pid
+  if l=$(foreign_listener "$socket" "$ours"); then
+    if [[ -z $ours ]] || ! descends_from "$l" "$ours"; then echo "$(describe_pid "$l") listens on $socket"; fi
   fi
+  for pid in $(ns_pids "$h"); do
+    [[ $pid != "$l" && $(exe_name "$pid" 2>/dev/null) == "$exe" ]] || continue
+    if [[ -n $ours ]] && descends_from "$pid" "$ours"; then continue; fi
+    echo "$(describe_pid "$pid") runs in host $h"
+  done
+  return 0
+}
+
+refuse_foreign() { # HOST EXE SOCKET [OURPID]
+  local f
+  f=$(host_foreign "$1" "$2" "$3" "${4:-}")
+  [[ -z $f ]] && return 0
+  die "refusing to start $2 of $1: a $2 this script did not start is running: $(echo "$f" | paste -sd ';' -)." \
+    "It is left alone: stop it (or run $0 down), then $0 up again"
+}
+
+host_virtlogd_ready() { # HOST PID
+  [[ $(read_pid "$(dir "$1")/run/virtlogd.pid" virtlogd) == "$2" ]] && listener_is "$(logsock "$1")" "$2"
+}
+host_libvirtd_ready() { our_host_libvirtd "$1" >/dev/null && host_virsh_ok "$1"; }
+
+start_daemons() { # HOST
+  local h=$1 d tini k pid l why="" deadline
+  d=$(dir "$h")
+  k=$(keeper_pid "$h") || die "host $h is not up"
+  if ! our_host_virtlogd "$h" >/dev/null; then
+    if pid=$(read_pid "$d/run/virtlogd.pid" virtlogd); then
+      refuse_foreign "$h" virtlogd "$(logsock "$h")" "$pid"
+      log "virtlogd of $h (pid $pid) does not listen on $(logsock "$h"): restarting it"
+      stop_pid "$pid" "virtlogd of $h" || die "cannot stop virtlogd of $h"
+    fi
+    refuse_foreign "$h" virtlogd "$(logsock "$h")"
+    rm -f "$d/run/virtlogd.pid"
+    # In the foreground of its own session; setsid and nsenter exec in place: $! is virtlogd.
+    setsid nsenter -t "$k" -n -m -u -- virtlogd -f /etc/libvirt/virtlogd.conf -p /run/virtlogd.pid \
+      </dev/null >>"$d/log/virtlogd.stdout" 2>&1 &
+    pid=$!
+    if ! await "$pid" "virtlogd of $h (pid $pid) listening" host_virtlogd_ready "$h" "$pid"; then
+      tail -n 20 "$d/log/virtlogd.stdout" "$d/log/virtlogd.log" >&2 2>/dev/null || true
+      stop_pid "$pid" "virtlogd of $h" || true
+      die "virtlogd of $h did not come up"
+    fi
+  fi
+  if our_host_libvirtd "$h" >/dev/null && host_virsh_ok "$h"; then return 0; fi
   if ! tini=$(read_pid "$d/tini.pid" tini); then
+    if pid=$(read_pid "$d/run/libvirtd.pid" libvirtd); then
+      log "libvirtd of $h (pid $pid) lost its tini: stopping it"
+      stop_pid "$pid" "libvirtd of $h" || die "cannot stop libvirtd of $h"
+    fi
+    refuse_foreign "$h" libvirtd "$(sock "$h")"
     rm -f "$d/tini.pid" "$d/run/libvirtd.pid"
     command -v tini >/dev/null 2>&1 || die "tini not found (apt-get install -y tini)"
-    k=$(keeper_pid "$h") || die "host $h is not up"
-    # setsid and nsenter exec in place: $! is tini (checked below through libvirtd's parent)
+    # setsid and nsenter exec in place: $! is tini once it has exec'd (checked)
     setsid nsenter -t "$k" -n -m -u -- tini -s -- libvirtd --listen -f /etc/libvirt/libvirtd.conf \
       -p /run/libvirtd.pid </dev/null >>"$d/log/libvirtd.stdout" 2>&1 &
     tini=$!
     echo "$tini" >"$d/tini.pid"
+    await "$tini" "tini of $h (pid $tini) to exec" spawned_as "$tini" tini || die "tini of $h failed to start"
   fi
-  wait_for "libvirtd of $h" eval "virtsh_alive $h $tini" || {
-    tail -n 20 "$d/log/libvirtd.stdout" "$d/log/libvirtd.log" >&2 2>/dev/null || true
-    die "libvirtd of $h did not answer"
-  }
-  alive "$tini" || die "libvirtd of $h exited during start-up"
-  if pid=$(read_pid "$d/run/libvirtd.pid" libvirtd); then
-    pp=$(awk '/^PPid:/ { print $2 }' "/proc/$pid/status")
-    [[ $pp == "$tini" ]] || { [[ $(cat "/proc/$pp/comm" 2>/dev/null) == tini ]] && echo "$pp" >"$d/tini.pid"; }
-  fi
-}
-
-virtsh_alive() { # HOST TINI: libvirtd answers (or tini died: stop waiting)
-  alive "$2" || return 0
-  virsh_ok "$1"
+  deadline=$(($(now_ms) + TIMEOUT * 1000))
+  until host_libvirtd_ready "$h"; do
+    if ! alive "$tini"; then
+      why="libvirtd of $h exited during start-up"
+    elif l=$(sock_listener "$(sock "$h")") && ! descends_from "$l" "$tini"; then
+      why="the libvirtd answering on $(sock "$h") is not ours (under tini pid $tini) but $(describe_pid "$l")"
+    elif (($(now_ms) >= deadline)); then
+      why="libvirtd of $h (tini pid $tini) did not answer within ${TIMEOUT}s"
+    fi
+    if [[ -n $why ]]; then
+      tail -n 20 "$d/log/libvirtd.stdout" "$d/log/libvirtd.log" >&2 2>/dev/null || true
+      stop_libvirtd "$h"
+      die "$why"
+    fi
+    sleep 0.05
+  done
 }
 
 do_up() {
-  [[ $(id -u) -eq 0 ]] || die "must run as root"
+  need_root
   local hosts=("$@") h t0
   ((${#hosts[@]})) || hosts=("${HOSTS[@]}")
   for h in "${hosts[@]}"; do known_host "$h"; done
@@ -243,29 +288,30 @@ ns_pids() { # HOST: every process in HOST's network namespace or keeper's mount 
   return 0
 }
 
-stop_libvirtd() { # HOST
-  local h=$1 d pid
+stop_libvirtd() { # HOST: ours only (the pid files of this script); fails if one survived
+  local h=$1 d pid rc=0
   d=$(dir "$h")
-  if pid=$(read_pid "$d/run/libvirtd.pid" libvirtd); then stop_pid "$pid" "libvirtd of $h"; fi
-  if pid=$(read_pid "$d/tini.pid" tini); then stop_pid "$pid" "tini of $h"; fi
+  if pid=$(read_pid "$d/run/libvirtd.pid" libvirtd); then stop_pid "$pid" "libvirtd of $h" || rc=1; fi
+  if pid=$(read_pid "$d/tini.pid" tini); then stop_pid "$pid" "tini of $h" || rc=1; fi
   rm -f "$d/tini.pid"
+  return "$rc"
 }
 
 down_host() { # HOST
   local h=$1 d pid f dom k
   d=$(dir "$h")
-  if [[ -S $(sock "$h") ]] && virsh_ok "$h"; then
+  if our_host_libvirtd "$h" >/dev/null && host_virsh_ok "$h"; then
     while read -r dom; do
       if [[ -n $dom ]]; then timeout 10 virsh -q -c "$(uri "$h")" destroy "$dom" >/dev/null 2>&1 || true; fi
     done < <(timeout 5 virsh -q -c "$(uri "$h")" list --name 2>/dev/null || true)
   fi
-  stop_libvirtd "$h"
+  stop_libvirtd "$h" || true
   for f in "$d"/run/libvirt/qemu/*.pid; do
     [[ -e $f ]] || continue
     pid=$(read_pid "$f" 2>/dev/null) || continue
-    [[ $(cat "/proc/$pid/comm" 2>/dev/null) == qemu-system-* ]] && stop_pid "$pid" "qemu of $h"
+    if [[ $(comm_of "$pid") == qemu-system-* ]]; then stop_pid "$pid" "qemu of $h" || true; fi
   done
-  if pid=$(read_pid "$d/run/virtlogd.pid" virtlogd); then stop_pid "$pid" "virtlogd of $h"; fi
+  if pid=$(read_pid "$d/run/virtlogd.pid" virtlogd); then stop_pid "$pid" "virtlogd of $h" || true; fi
   # Whatever else was started inside (agents, corosync, pacemaker, ...), keeper last.
   k=$(keeper_pid "$h" || true)
   for pid in $(ns_pids "$h"); do
@@ -281,12 +327,12 @@ down_host() { # HOST
     fi
     sleep 0.05
   done
-  [[ -n $k ]] && stop_pid "$k" "keeper of $h"
+  if [[ -n $k ]]; then stop_pid "$k" "keeper of $h" || true; fi
   rm -f "$d/keeper.pid"
 }
 
 do_down() {
-  [[ $(id -u) -eq 0 ]] || die "must run as root"
+  need_root
   local h t0
   t0=$(now_ms)
   for h in "${HOSTS[@]}"; do down_host "$h"; done
@@ -300,21 +346,29 @@ do_down() {
 }
 
 do_status() {
-  local h up=0 parts=0 d
+  local h up=0 parts=0 foreign=0 d s f
   for h in "${HOSTS[@]}"; do
     d=$(dir "$h")
-    local s=""
-    keeper_pid "$h" >/dev/null && s+=" keeper" && parts=$((parts + 1))
-    read_pid "$d/run/virtlogd.pid" virtlogd >/dev/null && s+=" virtlogd" && parts=$((parts + 1))
-    read_pid "$d/tini.pid" tini >/dev/null && s+=" libvirtd" && parts=$((parts + 1))
-    [[ -e /run/netns/$(netns "$h") ]] && s+=" netns" && parts=$((parts + 1))
-    if virsh_ok "$h"; then
+    s=""
+    if keeper_pid "$h" >/dev/null; then s+=" keeper"; parts=$((parts + 1)); fi
+    if read_pid "$d/run/virtlogd.pid" virtlogd >/dev/null; then s+=" virtlogd"; parts=$((parts + 1)); fi
+    if read_pid "$d/tini.pid" tini >/dev/null; then s+=" libvirtd"; parts=$((parts + 1)); fi
+    if [[ -e /run/netns/$(netns "$h") ]]; then s+=" netns"; parts=$((parts + 1)); fi
+    f=$(
+      host_foreign "$h" libvirtd "$(sock "$h")" "$(read_pid "$d/run/libvirtd.pid" libvirtd || true)"
+      host_foreign "$h" virtlogd "$(logsock "$h")" "$(read_pid "$d/run/virtlogd.pid" virtlogd || true)"
+    )
+    if our_host_virtlogd "$h" >/dev/null && our_host_libvirtd "$h" >/dev/null && host_virsh_ok "$h"; then
       up=$((up + 1))
       echo "$h: running ($s ) $(uri "$h") qemu+tcp://$h/system"
+    elif [[ -n $f ]]; then
+      foreign=$((foreign + 1))
+      echo "$h: not ours: $(echo "$f" | paste -sd ';' -) (ours:${s:- nothing} )"
     else
       echo "$h: not answering (${s:- nothing} )"
     fi
   done
+  ((foreign == 0)) || return 4
   ((up == ${#HOSTS[@]})) && return 0
   ((parts == 0)) && return 3
   return 1

@@ -5,16 +5,26 @@
 #
 #   start      write the corosync config and keys if needed, wipe old cluster
 #              state (a fresh CIB every start), start corosync and pacemakerd,
-#              record their pids and wait until the cluster is ready. If a
-#              cluster started by this script is already running and ready,
-#              say so and exit 0.
+#              record their pids and wait until the cluster is ready and the
+#              daemons answering are the ones it started. If a cluster started
+#              by this script is already running and ready, say so and exit 0.
+#              Refuses (exit 1, before touching any file) when corosync or
+#              pacemaker daemons it did not start run in this network or mount
+#              namespace, or answer on their IPC names; it never stops them.
 #   stop       stop what start started, by pid (SIGTERM, bounded wait, SIGKILL).
-#              Exits 0 when nothing runs.
-#   status     exit 0 if the cluster runs and is ready, 1 otherwise.
-#   wait-idle  wait until the DC is S_IDLE (no transition in progress).
+#              Exits 0 when nothing of ours runs. Never stops daemons it did not
+#              start (it names them).
+#   status     exit 0 if our cluster runs, is ready and our daemons answer;
+#              4 if cluster daemons this script did not start run or answer here;
+#              1 otherwise.
+#   wait-idle  wait until the DC of our cluster is S_IDLE (no transition in progress).
 #
 # Ready means: `crm_mon -1` shows "Online: [ NODE ]" and "partition with
-# quorum", and `crmadmin -q -S NODE` reports S_IDLE.
+# quorum", and `crmadmin -q -S NODE` reports S_IDLE. Ours means (see
+# scripts/lib-proc.sh): the processes recorded at start are alive (pid and start
+# time) and they are the ones listening on the IPC names the tools use:
+# corosync on @quorum and @cmap, pacemakerd on @pacemakerd, its children
+# pacemaker-based on @cib_ro and pacemaker-controld on @crmd (SO_PEERCRED).
 #
 # Environment:
 #   CLUSTER_NODE_NAME  node name in corosync.conf       (default node1)
@@ -50,64 +60,25 @@ NODE_FILE=$RUN_DIR/node
 CLEAN_PATH=/usr/sbin:/usr/bin:/sbin:/bin
 MARKER="# Written by ocf-rs scripts/cluster.sh"
 
-# Executables of the daemons this script starts; used only by `stop` when the
-# pid file is missing, and only within this script's own namespaces.
+# The cluster's daemons, by executable; used to find cluster daemons this script did
+# not start (in this network or mount namespace), which it refuses to run beside.
 DAEMON_EXES=(pacemakerd pacemaker-controld pacemaker-schedulerd pacemaker-attrd
   pacemaker-execd pacemaker-fenced pacemaker-based corosync)
+# libqb IPC names (abstract unix sockets, per network namespace) the tools connect to.
+COROSYNC_IPC=(@quorum @cmap)
+PACEMAKERD_IPC=(@pacemakerd)
+PCMK_CHILD_IPC=(@cib_ro @crmd)
 
 # Our own probes must talk to the live cluster, not a file or a shadow CIB.
 unset CIB_file CIB_shadow CIB_port CIB_server CIB_user CIB_passwd 2>/dev/null || true
 
-prog=${0##*/}
-log() { printf '%s: %s\n' "$prog" "$*"; }
-die() {
-  printf '%s: error: %s\n' "$prog" "$*" >&2
-  exit 1
-}
-
-now() { printf '%s' "${EPOCHREALTIME/,/.}"; }
-elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
+PROG=${0##*/}
+# shellcheck source=scripts/lib-proc.sh
+source "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/lib-proc.sh"
 
 valid_seconds() { [[ $1 =~ ^[0-9]+([.][0-9]+)?$ ]]; }
-deadline_in() { awk -v n="$(now)" -v t="$1" 'BEGIN { printf "%.3f", n + t }'; }
-before() { awk -v n="$(now)" -v d="$1" 'BEGIN { exit !(n < d) }'; }
 
-# ---- processes ------------------------------------------------------------
-
-# Prints "STATE STARTTIME PPID" of a pid from /proc/PID/stat, or fails.
-proc_stat() {
-  local s
-  s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-  s=${s##*) } # the comm field may contain spaces and parentheses
-  # shellcheck disable=SC2086
-  set -- $s
-  # after comm: 1 state, 2 ppid, ..., 20 starttime
-  printf '%s %s %s\n' "$1" "${20}" "$2"
-}
-
-# alive PID STARTTIME: the process exists, is not a zombie, and is the same
-# process that was recorded (start time guards against pid reuse). PID 1 here
-# reaps orphans only about once a second, so a zombie counts as dead.
-alive() {
-  local st state start _
-  st=$(proc_stat "$1") || return 1
-  read -r state start _ <<<"$st"
-  [[ $state != Z && $start == "$2" ]]
-}
-
-same_ns() {
-  local n
-  for n in net mnt; do
-    [[ $(readlink "/proc/$1/ns/$n" 2>/dev/null) == "$(readlink "/proc/self/ns/$n")" ]] || return 1
-  done
-}
-
-exe_name() {
-  local e
-  e=$(readlink "/proc/$1/exe" 2>/dev/null) || return 1
-  e=${e% (deleted)}
-  printf '%s\n' "${e##*/}"
-}
+# ---- processes (scripts/lib-proc.sh) ---------------------------------------
 
 # Lines "NAME PID STARTTIME" from the pid file.
 read_pids() { if [[ -s $PIDS_FILE ]]; then cat "$PIDS_FILE"; fi; }
@@ -115,79 +86,94 @@ read_pids() { if [[ -s $PIDS_FILE ]]; then cat "$PIDS_FILE"; fi; }
 # Recorded processes still alive (lines "NAME PID STARTTIME").
 live_recorded() {
   local name pid start
-  read_pids | while read -r name pid start; do
-    [[ -n $pid ]] && alive "$pid" "$start" && printf '%s %s %s\n' "$name" "$pid" "$start"
-  done
+  while read -r name pid start; do
+    if [[ -n $pid ]] && alive "$pid" "$start"; then printf '%s %s %s\n' "$name" "$pid" "$start"; fi
+  done < <(read_pids)
   return 0
 }
 
-# Daemons of ours found by executable name in this namespace (no pid file).
-find_by_name() {
-  local p pid exe st state start _ d
-  for p in /proc/[0-9]*; do
-    pid=${p#/proc/}
-    exe=$(exe_name "$pid") || continue
-    for d in "${DAEMON_EXES[@]}"; do
-      if [[ $exe == "$d" ]] && same_ns "$pid"; then
-        st=$(proc_stat "$pid") || continue
-        read -r state start _ <<<"$st"
-        [[ $state == Z ]] || printf '%s %s %s\n' "$exe" "$pid" "$start"
-      fi
-    done
+recorded_pid() { # NAME: the pid of the live recorded NAME
+  local name pid start
+  while read -r name pid start; do
+    if [[ $name == "$1" ]]; then
+      echo "$pid"
+      return 0
+    fi
+  done < <(live_recorded)
+  return 1
+}
+
+# ours PID: recorded and alive, or a descendant of our live pacemakerd or corosync
+# (pacemakerd respawns its sub-daemons; pacemaker-based forks to write the CIB).
+ours() {
+  local name pid start
+  while read -r name pid start; do
+    [[ $pid == "$1" ]] && return 0
+    if [[ $name == pacemakerd || $name == corosync ]] && descends_from "$1" "$pid"; then return 0; fi
+  done < <(live_recorded)
+  return 1
+}
+
+# Children of a pid as lines "NAME PID STARTTIME".
+child_records() {
+  local pid
+  for pid in $(children_of "$1"); do
+    printf '%s %s %s\n' "$(exe_name "$pid" || echo '?')" "$pid" "$(start_time "$pid" || echo 0)"
   done
 }
 
-# Children of a pid (lines "NAME PID STARTTIME"), by scanning /proc.
-children_of() {
-  local p pid st state start ppid
-  for p in /proc/[0-9]*; do
-    pid=${p#/proc/}
-    st=$(proc_stat "$pid") || continue
-    read -r state start ppid <<<"$st"
-    if [[ $ppid == "$1" && $state != Z ]]; then
-      printf '%s %s %s\n' "$(exe_name "$pid" || echo '?')" "$pid" "$start"
+# foreign_daemons: one line per cluster daemon this script did not start: a process of
+# DAEMON_EXES in this network or mount namespace that is not ours, or a process not ours
+# listening on one of the IPC names.
+foreign_daemons() {
+  local name pid start sock seen=" "
+  while read -r name pid start; do
+    [[ -n $pid ]] || continue
+    ours "$pid" && continue
+    seen+="$pid "
+    echo "$name $(describe_pid "$pid")"
+  done < <(procs_in_ns 'net|mnt' "${DAEMON_EXES[@]}")
+  while read -r sock pid; do
+    [[ -n $pid ]] || continue
+    ours "$pid" && continue
+    [[ $seen == *" $pid "* ]] && continue
+    echo "$(describe_pid "$pid") listens on IPC $sock"
+  done < <(sock_listeners "${COROSYNC_IPC[@]}" "${PACEMAKERD_IPC[@]}" "${PCMK_CHILD_IPC[@]}")
+  return 0
+}
+
+# ipc_reason all|corosync: why the IPC names (all of them, or corosync's) are not answered by
+# our daemons: corosync's by our corosync, pacemakerd's by our pacemakerd, the CIB's and the
+# controller's by children of our pacemakerd. Prints nothing and returns 0 when they are;
+# returns 1 when one does not answer (yet), 2 when a process that is not ours answers.
+ipc_reason() {
+  local cs pm got sock pid names=("${COROSYNC_IPC[@]}")
+  cs=$(recorded_pid corosync) || { echo "our corosync is not running"; return 1; }
+  if [[ $1 == all ]]; then
+    pm=$(recorded_pid pacemakerd) || { echo "our pacemakerd is not running"; return 1; }
+    names+=("${PACEMAKERD_IPC[@]}" "${PCMK_CHILD_IPC[@]}")
+  fi
+  got=$(sock_listeners "${names[@]}")
+  for sock in "${names[@]}"; do
+    pid=$(awk -v s="$sock" '$1 == s { print $2 }' <<<"$got")
+    if [[ -z $pid ]]; then
+      echo "nothing answers on IPC $sock"
+      return 1
+    fi
+    if [[ " ${COROSYNC_IPC[*]} " == *" $sock "* ]]; then
+      [[ $pid == "$cs" ]] && continue
+      echo "IPC $sock is answered by $(describe_pid "$pid"), not by our corosync (pid $cs)"
+      return 2
+    elif [[ " ${PACEMAKERD_IPC[*]} " == *" $sock "* ]]; then
+      [[ $pid == "$pm" ]] && continue
+      echo "IPC $sock is answered by $(describe_pid "$pid"), not by our pacemakerd (pid $pm)"
+      return 2
+    elif [[ $(ppid_of "$pid") != "$pm" ]]; then
+      echo "IPC $sock is answered by $(describe_pid "$pid"), not by a child of our pacemakerd (pid $pm)"
+      return 2
     fi
   done
-}
-
-# wait_gone SECONDS LINES...: wait until none of the "NAME PID START" is alive.
-wait_gone() {
-  local secs=$1 d line name pid start any
-  shift
-  d=$(deadline_in "$secs")
-  while :; do
-    any=0
-    for line in "$@"; do
-      read -r name pid start <<<"$line"
-      if alive "$pid" "$start"; then any=1; break; fi
-    done
-    ((any)) || return 0
-    before "$d" || return 1
-    sleep 0.1
-  done
-}
-
-# signal_all SIG LINES...
-signal_all() {
-  local sig=$1 line name pid start
-  shift
-  for line in "$@"; do
-    read -r name pid start <<<"$line"
-    if alive "$pid" "$start"; then kill "-$sig" "$pid" 2>/dev/null || true; fi
-  done
-}
-
-# stop_group LABEL SECONDS LINES...: SIGTERM, bounded wait, then SIGKILL.
-stop_group() {
-  local label=$1 secs=$2
-  shift 2
-  (($# > 0)) || return 0
-  signal_all TERM "$@"
-  if ! wait_gone "$secs" "$@"; then
-    log "$label did not stop within ${secs}s: sending SIGKILL"
-    signal_all KILL "$@"
-    wait_gone 5 "$@" || die "$label still alive after SIGKILL"
-  fi
+  return 0
 }
 
 # ---- probes (each bounded) ------------------------------------------------
@@ -218,8 +204,6 @@ not_ready_reason() {
 ready() { [[ -z $(not_ready_reason) ]]; }
 
 # ---- configuration ----------------------------------------------------------
-
-need_root() { ((EUID == 0)) || die "must run as root"; }
 
 need_tools() {
   local t
@@ -353,54 +337,60 @@ show_logs() {
 
 # ---- subcommands --------------------------------------------------------------
 
-start_daemon() { # NAME COMMAND...: prints "NAME PID STARTTIME" once exec'd
-  local name=$1 out=$2 pid d st state start _
+say() { printf '%s: %s\n' "$PROG" "$*"; } # status lines, on stdout
+
+start_daemon() { # NAME OUT COMMAND...: prints "NAME PID STARTTIME" once exec'd
+  local name=$1 out=$2 pid d
   shift 2
   env -i PATH="$CLEAN_PATH" LANG=C.UTF-8 PCMK_logfile="$PCMK_LOG" PCMK_logfacility=none \
     setsid "$@" </dev/null >>"$out" 2>&1 &
   pid=$!
-  d=$(deadline_in 5)
+  # env and setsid exec in place: $! is the daemon once it has exec'd
+  d=$(($(now_ms) + 5000))
   until [[ $(exe_name "$pid" 2>/dev/null) == "$name" ]]; do
-    before "$d" || die "$name (pid $pid) did not start"
+    (($(now_ms) < d)) || die "$name (pid $pid) did not start"
     sleep 0.02
   done
-  st=$(proc_stat "$pid") || die "$name (pid $pid) exited at once"
-  read -r state start _ <<<"$st"
-  printf '%s %s %s\n' "$name" "$pid" "$start"
+  alive "$pid" || die "$name (pid $pid) exited at once"
+  printf '%s %s %s\n' "$name" "$pid" "$(start_time "$pid")"
 }
 
 fail_start() {
-  local name pid start
-  printf '%s: error: %s\n' "$prog" "$*" >&2
+  local pm
+  log "ERROR: $*"
   show_logs
   # Record pacemakerd's children too, so that stop reaches them by pid even
   # if pacemakerd itself does not stop them.
-  read -r name pid start < <(grep '^pacemakerd ' "$PIDS_FILE" 2>/dev/null || true) || true
-  if [[ -n ${pid:-} ]] && alive "$pid" "$start"; then
-    children_of "$pid" >>"$PIDS_FILE"
-  fi
+  if pm=$(recorded_pid pacemakerd); then child_records "$pm" >>"$PIDS_FILE"; fi
   do_stop >/dev/null 2>&1 || true
-  printf '%s: start failed; stopped what was started\n' "$prog" >&2
+  log "start failed; stopped what was started"
   exit 1
 }
 
+# cluster_ready: our daemons answer on every IPC name, and the cluster is ready.
+cluster_ready() { ipc_reason all >/dev/null && [[ -z $(not_ready_reason) ]]; }
+
 do_start() {
-  local t0 recs live name pid start d reason cs pm kids cspid csstart
+  local t0 live foreign name pid start d reason rc cs pm kids recs
   need_root
   need_tools
-  t0=$(now)
+  t0=$(now_ms)
+  # Before any file is written or wiped: never beside a cluster this script did not start.
+  foreign=$(foreign_daemons)
+  if [[ -n $foreign ]]; then
+    die "refusing to start: cluster daemons this script did not start run here:" \
+      "$(paste -sd ';' <<<"$foreign"). They are left alone and no file was changed:" \
+      "stop them, then run $PROG start again"
+  fi
   mkdir -p "$RUN_DIR"
-
   live=$(live_recorded)
   if [[ -n $live ]]; then
-    if [[ $(wc -l <<<"$live") -eq $(read_pids | wc -l) ]] && ready; then
+    if [[ $(wc -l <<<"$live") -eq $(read_pids | wc -l) ]] && cluster_ready; then
       log "already running and ready (pids in $PIDS_FILE)"
       return 0
     fi
-    log "a previous cluster is running but not healthy: stopping it first"
+    log "a previous cluster of this script is running but not healthy: stopping it first"
     do_stop
-  elif [[ -n $(find_by_name) ]]; then
-    die "corosync/pacemaker processes run that this script did not record (no $PIDS_FILE); run '$prog stop' first"
   fi
   rm -f "$PIDS_FILE"
 
@@ -412,98 +402,116 @@ do_start() {
   printf '%s\n' "$cs" >"$PIDS_FILE"
   printf '%s\n' "$NODE" >"$NODE_FILE"
   read -r name pid start <<<"$cs"
-  d=$(deadline_in "$TIMEOUT")
-  until corosync-quorumtool -s >/dev/null 2>&1; do
+  d=$(($(now_ms) + $(ms_of "$TIMEOUT")))
+  while :; do
+    rc=0
+    if corosync-quorumtool -s >/dev/null 2>&1; then
+      reason=$(ipc_reason corosync) || rc=$?
+      ((rc != 2)) || fail_start "$reason"
+      ((rc != 0)) || break
+    fi
     alive "$pid" "$start" || fail_start "corosync exited during start"
-    before "$d" || fail_start "corosync not quorate within ${TIMEOUT}s"
+    (($(now_ms) < d)) || fail_start "corosync not quorate within ${TIMEOUT}s"
     sleep 0.1
   done
-  log "corosync quorate after $(elapsed "$t0") s"
+  log "corosync (pid $pid) quorate after $(elapsed "$t0") s"
 
   pm=$(start_daemon pacemakerd "$PCMK_OUT" pacemakerd) || fail_start "could not start pacemakerd"
   printf '%s\n' "$pm" >>"$PIDS_FILE"
   read -r name pid start <<<"$pm"
 
-  while reason=$(not_ready_reason) && [[ -n $reason ]]; do
+  while :; do
+    rc=0
+    reason=$(ipc_reason all) || rc=$?
+    ((rc != 2)) || fail_start "$reason"
+    if ((rc == 0)); then
+      reason=$(not_ready_reason)
+      [[ -n $reason ]] || break
+    fi
     alive "$pid" "$start" || fail_start "pacemakerd exited during start"
-    read -r _ cspid csstart <<<"$cs"
-    alive "$cspid" "$csstart" || fail_start "corosync exited during start"
-    before "$d" || fail_start "cluster not ready within ${TIMEOUT}s: $reason"
+    recorded_pid corosync >/dev/null || fail_start "corosync exited during start"
+    (($(now_ms) < d)) || fail_start "cluster not ready within ${TIMEOUT}s: $reason"
     sleep 0.1
   done
 
   # The sub-daemons are pacemakerd's children (each in its own session):
   # record them so that stop can reach them even if pacemakerd dies.
-  kids=$(children_of "$pid")
-  [[ -n $kids ]] && printf '%s\n' "$kids" >>"$PIDS_FILE"
+  kids=$(child_records "$pid")
+  [[ -z $kids ]] || printf '%s\n' "$kids" >>"$PIDS_FILE"
   recs=$(read_pids | wc -l)
-  log "cluster '$CNAME' ready: node $NODE online with quorum, DC idle ($recs daemons, pids in $PIDS_FILE)"
+  log "cluster '$CNAME' ready: node $NODE online with quorum, DC idle, our daemons answer ($recs daemons, pids in $PIDS_FILE)"
   log "start took $(elapsed "$t0") s"
 }
 
 do_stop() {
-  local t0 recs line name all=() pm=() subs=() cs=()
+  local t0 recs line name pid start pm foreign all=() pms=() subs=() css=()
   need_root
-  t0=$(now)
-  if [[ -s $PIDS_FILE ]]; then
-    recs=$(live_recorded)
-  else
-    recs=$(find_by_name)
-    [[ -z $recs ]] || log "no $PIDS_FILE: stopping the cluster daemons found by name in this namespace"
-  fi
-  if [[ -z $recs ]]; then
+  t0=$(now_ms)
+  foreign=$(foreign_daemons)
+  recs=$(live_recorded)
+  # children pacemakerd respawned after start are not in the pid file
+  if pm=$(recorded_pid pacemakerd); then recs+=$'\n'$(child_records "$pm"); fi
+  mapfile -t all < <(grep -v '^[[:space:]]*$' <<<"$recs" || true)
+  if ((${#all[@]} == 0)); then
     rm -f "$PIDS_FILE" "$NODE_FILE"
     log "not running"
-    return 0
+  else
+    for line in "${all[@]}"; do
+      read -r name pid start <<<"$line"
+      case $name in
+      pacemakerd) pms+=("$pid:$start") ;;
+      corosync) css+=("$pid:$start") ;;
+      *) subs+=("$pid:$start") ;;
+      esac
+    done
+    # pacemakerd stops resources, then its sub-daemons, then exits.
+    stop_procs pacemakerd "$TIMEOUT" "${pms[@]}" || die "pacemakerd still alive after SIGKILL"
+    # Sub-daemons that outlived pacemakerd (or whose parent was already gone).
+    stop_procs "pacemaker sub-daemons" 10 "${subs[@]}" || die "pacemaker sub-daemons still alive after SIGKILL"
+    stop_procs corosync 15 "${css[@]}" || die "corosync still alive after SIGKILL"
+    rm -f "$PIDS_FILE" "$NODE_FILE"
+    log "stopped (took $(elapsed "$t0") s)"
   fi
-  mapfile -t all <<<"$recs"
-  for line in "${all[@]}"; do
-    read -r name _ <<<"$line"
-    case $name in
-    pacemakerd) pm+=("$line") ;;
-    corosync) cs+=("$line") ;;
-    *) subs+=("$line") ;;
-    esac
-  done
-  # pacemakerd stops resources, then its sub-daemons, then exits.
-  stop_group pacemakerd "$TIMEOUT" "${pm[@]}"
-  # Sub-daemons that outlived pacemakerd (or whose parent was already gone).
-  stop_group "pacemaker sub-daemons" 10 "${subs[@]}"
-  stop_group corosync 15 "${cs[@]}"
-  rm -f "$PIDS_FILE" "$NODE_FILE"
-  log "stopped (took $(elapsed "$t0") s)"
+  if [[ -n $foreign ]]; then
+    log "left running, not started by this script: $(paste -sd ';' <<<"$foreign")"
+  fi
 }
 
 do_status() {
-  local live n reason
+  local live n foreign reason rc=0
   live=$(live_recorded)
   n=$(read_pids | wc -l)
+  foreign=$(foreign_daemons)
+  if [[ -n $live ]] && [[ $(wc -l <<<"$live") -eq $n ]] && ipc_reason all >/dev/null \
+    && [[ -z $(not_ready_reason) ]]; then
+    say "running and ready (node $NODE; corosync pid $(recorded_pid corosync), pacemakerd pid $(recorded_pid pacemakerd) answer)"
+    [[ -z $foreign ]] || say "also running, not started by this script: $(paste -sd ';' <<<"$foreign")"
+    return 0
+  fi
+  if [[ -n $foreign ]]; then
+    say "not ours: cluster daemons this script did not start run here: $(paste -sd ';' <<<"$foreign")"
+    return 4
+  fi
   if [[ -z $live ]]; then
-    if [[ -n $(find_by_name) ]] && ready; then
-      log "running and ready, but not started by this script (no $PIDS_FILE)"
-      return 0
-    fi
-    log "not running"
+    say "not running"
     return 1
   fi
   if [[ $(wc -l <<<"$live") -ne $n ]]; then
-    log "degraded: $(wc -l <<<"$live") of $n recorded daemons alive"
+    say "degraded: $(wc -l <<<"$live") of $n recorded daemons alive"
     return 1
   fi
-  reason=$(not_ready_reason)
-  if [[ -n $reason ]]; then
-    log "running but not ready: $reason"
-    return 1
-  fi
-  log "running and ready (node $NODE)"
+  reason=$(ipc_reason all) || rc=$?
+  ((rc != 0)) || reason=$(not_ready_reason)
+  say "running but not ready: $reason"
+  return 1
 }
 
 do_wait_idle() {
   local secs=${1:-$TIMEOUT} d t0 dc st
   valid_seconds "$secs" || die "wait-idle: bad number of seconds '$secs'"
-  [[ -n $(live_recorded) || -n $(find_by_name) ]] || die "cluster not running"
-  t0=$(now)
-  d=$(deadline_in "$secs")
+  [[ -n $(live_recorded) ]] || die "cluster not running (no daemon started by this script is alive)"
+  t0=$(now_ms)
+  d=$(($(now_ms) + $(ms_of "$secs")))
   while :; do
     dc=$(probe crmadmin -q -D | tr -d '[:space:]') || dc=""
     [[ -n $dc ]] || dc=$NODE
@@ -512,7 +520,7 @@ do_wait_idle() {
       log "DC $dc is S_IDLE (waited $(elapsed "$t0") s)"
       return 0
     fi
-    before "$d" || die "DC ${dc} not S_IDLE within ${secs}s (state: ${st:-unknown})"
+    (($(now_ms) < d)) || die "DC ${dc} not S_IDLE within ${secs}s (state: ${st:-unknown})"
     sleep 0.1
   done
 }

@@ -5,7 +5,9 @@
 #                                             already running are kept, missing ones started.
 #                                             Prints one line per host: NAME ROOT-NS-URI PEER-URI
 #   scripts/libvirt-hosts.sh down             stop everything of both hosts (by pid), remove the
-#                                             namespaces and state; idempotent, bounded waits
+#                                             namespaces and state; idempotent, bounded waits.
+#                                             The namespaces are this script's own: every process
+#                                             in them is stopped, whoever started it
 #   scripts/libvirt-hosts.sh status           exit 0 if both answer (our daemons), 3 if nothing
 #                                             runs, 4 if a libvirtd/virtlogd this script did not
 #                                             start runs or answers in a host, 1 if partly
@@ -196,7 +198,7 @@ host_virtlogd_ready() { # HOST PID
 host_libvirtd_ready() { our_host_libvirtd "$1" >/dev/null && host_virsh_ok "$1"; }
 
 start_daemons() { # HOST
-  local h=$1 d tini k pid l why="" deadline
+  local h=$1 d tini k pid l why="" deadline spawned=0
   d=$(dir "$h")
   k=$(keeper_pid "$h") || die "host $h is not up"
   if ! our_host_virtlogd "$h" >/dev/null; then
@@ -230,6 +232,7 @@ start_daemons() { # HOST
     setsid nsenter -t "$k" -n -m -u -- tini -s -- libvirtd --listen -f /etc/libvirt/libvirtd.conf \
       -p /run/libvirtd.pid </dev/null >>"$d/log/libvirtd.stdout" 2>&1 &
     tini=$!
+    spawned=1
     echo "$tini" >"$d/tini.pid"
     await "$tini" "tini of $h (pid $tini) to exec" spawned_as "$tini" tini || die "tini of $h failed to start"
   fi
@@ -244,7 +247,8 @@ start_daemons() { # HOST
     fi
     if [[ -n $why ]]; then
       tail -n 20 "$d/log/libvirtd.stdout" "$d/log/libvirtd.log" >&2 2>/dev/null || true
-      stop_libvirtd "$h"
+      # started by this call and unreachable: stop it (never the other one)
+      if ((spawned)); then stop_libvirtd "$h" || true; fi
       die "$why"
     fi
     sleep 0.05
@@ -289,9 +293,18 @@ ns_pids() { # HOST: every process in HOST's network namespace or keeper's mount 
 }
 
 stop_libvirtd() { # HOST: ours only (the pid files of this script); fails if one survived
-  local h=$1 d pid rc=0
+  local h=$1 d pid l rc=0
   d=$(dir "$h")
-  if pid=$(read_pid "$d/run/libvirtd.pid" libvirtd); then stop_pid "$pid" "libvirtd of $h" || rc=1; fi
+  if pid=$(read_pid "$d/run/libvirtd.pid" libvirtd); then
+    if l=$(sock_listener "$(sock "$h")") && [[ $l != "$pid" ]] && ! descends_from "$l" "$pid"; then
+      # a libvirtd that exits cleanly unlinks its socket path, now the other one's
+      log "$(sock "$h") belongs to pid $l: SIGKILL to the libvirtd of $h (pid $pid), so that it leaves that socket alone"
+      kill -KILL "$pid" 2>/dev/null || true
+      stop_procs "libvirtd of $h" 5 "$pid" || rc=1
+    else
+      stop_pid "$pid" "libvirtd of $h" || rc=1
+    fi
+  fi
   if pid=$(read_pid "$d/tini.pid" tini); then stop_pid "$pid" "tini of $h" || rc=1; fi
   rm -f "$d/tini.pid"
   return "$rc"

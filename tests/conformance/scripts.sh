@@ -12,6 +12,9 @@
 #   - our libvirtd running, a second libvirtd (driver state on private tmpfs, so it does
 #     not die on the driver locks) takes over the socket: virsh answers, but status exits 4
 #     naming the other pid, start fails, stop stops only ours;
+#   - libvirt-hosts.sh: a second libvirtd taking over the socket of host ocfa's own: status
+#     exits 4 naming it, up fails naming it (the host's own libvirtd is left as it was), down
+#     stops every process of the host's namespaces (they are the script's own);
 #   - corosync started by hand: scripts/cluster.sh start refuses before writing any file
 #     (corosync.conf and the CIB directory unchanged, no pacemakerd), status exits 4, stop
 #     leaves it running.
@@ -22,6 +25,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/../lib-guest.sh"
 
 LIBVIRT_SH=$T_REPO/scripts/libvirt.sh
 CLUSTER_SH=$T_REPO/scripts/cluster.sh
+HOSTS_SH=$T_REPO/scripts/libvirt-hosts.sh
+HOSTS_DIR=${OCF_RS_HOSTS_DIR:-/run/ocf-rs-hosts}
 SOCK=/run/libvirt/libvirt-sock
 LV_RUN=/run/ocf-rs-libvirt
 
@@ -94,16 +99,18 @@ tree_list() { if [[ -d $1 ]]; then find "$1" -printf '%p %s %T@\n' | sort; else 
 
 HAND="" OURS="" OTHER="" CS="" # pids of the daemons of the cases below
 HAND_PIDS=()   # "PID COMM" of every daemon started by hand here, stopped at exit
-OURS_STARTED=0 # 1 once this file ran libvirt.sh start successfully
-cleanup() {
+OURS_STARTED=0 # 1 once this file ran libvirt.sh start
+HOSTS_UP=0     # 1 once this file ran libvirt-hosts.sh up
+stop_hand_started() {
   local spec
   for spec in "${HAND_PIDS[@]}"; do
     # shellcheck disable=SC2086
     stop_by_pid $spec || true
   done
   if ((OURS_STARTED)); then "$LIBVIRT_SH" stop >/dev/null 2>&1 || true; fi
+  if ((HOSTS_UP)); then "$HOSTS_SH" down >/dev/null 2>&1 || true; fi
 }
-t_on_exit cleanup
+t_on_exit stop_hand_started
 
 # spawn COMM OUT CMD...: starts CMD in its own session (setsid, unshare and exec keep the
 # pid), waits until it has exec'd COMM; the pid in SPAWNED.
@@ -121,6 +128,10 @@ spawn() {
 # clean machine are skipped with the reason, and nothing is touched.
 BUSY_LIBVIRT=$(busy mnt libvirtd virtlogd tini)
 BUSY_CLUSTER=$(busy net corosync pacemakerd)
+BUSY_HOSTS=""
+if [[ -e $HOSTS_DIR || -e /run/netns/ocf-rs-ocfa || -e /run/netns/ocf-rs-ocfb ]]; then
+  BUSY_HOSTS="the hosts of libvirt-hosts.sh exist ($HOSTS_DIR, /run/netns/ocf-rs-*)"
+fi
 
 cat >"$T_TMP/hand-libvirtd.conf" <<EOF
 log_outputs = "3:file:$T_TMP/hand-libvirtd.log"
@@ -267,5 +278,47 @@ else
   assert_true "cluster.sh stop ended the hand-started corosync (pid $CS)" -- pid_runs "$CS" corosync
   stop_by_pid "$CS" corosync
   assert_wait 15 "the hand-started corosync (pid $CS) did not stop" -- not pid_alive "$CS"
+fi
+t_end
+
+t_begin "libvirt-hosts.sh: another libvirtd answering in host ocfa: status 4 names it, up fails naming it, down ends the host"
+if [[ -n $BUSY_HOSTS ]]; then
+  t_skip "$BUSY_HOSTS: not touching them"
+else
+  HOSTS_UP=1
+  assert_rc 0 "libvirt-hosts.sh up ocfa" -- "$HOSTS_SH" up ocfa
+  HSOCK=$HOSTS_DIR/ocfa/run/libvirt/libvirt-sock
+  HLV=$(tr -dc '0-9' <"$HOSTS_DIR/ocfa/run/libvirtd.pid")
+  KEEPER=$(tr -dc '0-9' <"$HOSTS_DIR/ocfa/keeper.pid")
+  assert_rc 1 "libvirt-hosts.sh status with ocfa up, ocfb not" -- "$HOSTS_SH" status
+  assert_match "(^| [|] )ocfa: running " "$T_OUT" "status of ocfa (its own libvirtd)"
+  assert_eq "$HLV" "$(listener_of "$HSOCK")" "the pid listening on ocfa's socket after up"
+  assert_true "the keeper of ocfa (pid $KEEPER) is not running" -- pid_runs "$KEEPER" sleep
+  mkdir -p "$T_TMP/host-sockdir"
+  cat >"$T_TMP/host-other.conf" <<EOF
+unix_sock_dir = "$T_TMP/host-sockdir"
+log_outputs = "3:file:$T_TMP/host-other.log"
+host_uuid = "0cfa0000-0000-4000-8000-0000000000ff"
+EOF
+  # In ocfa's namespaces, its driver state on private tmpfs, its sockets in ocfa's /run/libvirt.
+  spawn libvirtd "$T_TMP/host-other.out" nsenter -t "$KEEPER" -n -m -u -- unshare -m --propagation private sh -ec "
+    mount --bind /run/libvirt '$T_TMP/host-sockdir'
+    mount -t tmpfs tmpfs /run/libvirt
+    mount -t tmpfs tmpfs /var/lib/libvirt
+    mount -t tmpfs tmpfs /var/cache/libvirt
+    exec libvirtd -f '$T_TMP/host-other.conf' -p '$T_TMP/host-other.pid'"
+  HOTHER=$SPAWNED
+  assert_listens 30 "$HSOCK" "$HOTHER" "$T_TMP/host-other.out"
+  assert_rc 4 "libvirt-hosts.sh status" -- "$HOSTS_SH" status
+  assert_match "ocfa: not ours: .*pid $HOTHER .*listens on $HSOCK" "$T_OUT" "status names the libvirtd that answers in ocfa"
+  assert_rc 1 "libvirt-hosts.sh up ocfa" -- "$HOSTS_SH" up ocfa
+  assert_match "is not ours .* but pid $HOTHER " "$T_OUT" "up names the libvirtd that answers"
+  assert_true "up ended the other libvirtd (pid $HOTHER)" -- pid_runs "$HOTHER" libvirtd
+  assert_true "up ended ocfa's own libvirtd (pid $HLV)" -- pid_runs "$HLV" libvirtd
+  assert_eq "$HOTHER" "$(listener_of "$HSOCK")" "the pid listening on ocfa's socket after the failed up"
+  assert_rc 0 "libvirt-hosts.sh down" -- "$HOSTS_SH" down
+  assert_true "down left the other libvirtd (pid $HOTHER) in ocfa's namespaces" -- not pid_alive "$HOTHER"
+  assert_true "down left ocfa's keeper (pid $KEEPER)" -- not pid_alive "$KEEPER"
+  assert_true "down left $HOSTS_DIR" -- not test -e "$HOSTS_DIR"
 fi
 t_end

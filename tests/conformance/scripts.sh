@@ -47,6 +47,7 @@ except OSError:
   return 0
 }
 listener_is() { [[ $(listener_of "$1") == "$2" ]]; } # SOCKET PID
+virsh_answers() { timeout 5 virsh -q -c "qemu+unix:///system?socket=$1" version >/dev/null 2>&1; } # SOCKET
 
 pid_alive() { # PID: exists and is not a zombie
   local st
@@ -309,6 +310,7 @@ EOF
     exec libvirtd -f '$T_TMP/host-other.conf' -p '$T_TMP/host-other.pid'"
   HOTHER=$SPAWNED
   assert_listens 30 "$HSOCK" "$HOTHER" "$T_TMP/host-other.out"
+  assert_wait 20 "virsh does not answer on ocfa's socket (through the other libvirtd)" -- virsh_answers "$HSOCK"
   assert_rc 4 "libvirt-hosts.sh status" -- "$HOSTS_SH" status
   assert_match "ocfa: not ours: .*pid $HOTHER .*listens on $HSOCK" "$T_OUT" "status names the libvirtd that answers in ocfa"
   assert_rc 1 "libvirt-hosts.sh up ocfa" -- "$HOSTS_SH" up ocfa

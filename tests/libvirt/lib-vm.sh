@@ -159,19 +159,20 @@ vm_make() {
 have() { command -v "$1" >/dev/null; } # TOOL: on the PATH
 
 # libvirtd: made to answer again (SIGCONT if stopped, started if gone); 1 if it does not.
-libvirtd_pid() { # the test libvirtd's pid; 1 if none
+# The test libvirtd's pid (scripts/libvirt.sh's pid file, checked against /proc); 1 if none.
+# Never a libvirtd found by name: that may be another one's (the migration hosts', a user's).
+libvirtd_pid() {
   local p
-  p=$(tr -dc '0-9' </run/ocf-rs-libvirt/libvirtd.pid 2>/dev/null)
-  if [[ -n $p && $(cat "/proc/$p/comm" 2>/dev/null) == libvirtd ]]; then echo "$p"; return 0; fi
-  p=$(pgrep -x libvirtd) || return 1
-  echo "${p%%$'\n'*}"
+  p=$(tr -dc '0-9' </run/ocf-rs-libvirt/libvirtd.pid 2>/dev/null) || return 1
+  [[ -n $p && $(cat "/proc/$p/comm" 2>/dev/null) == libvirtd ]] || return 1
+  echo "$p"
 }
 libvirtd_is_stopped() { grep -q '^State:[[:space:]]*T' "/proc/$1/status" 2>/dev/null; } # PID (SIGSTOP)
 # libvirtd_restore: libvirtd made to answer again (SIGCONT if stopped, started if gone);
 # 1 if it does not.
 libvirtd_restore() {
   local p
-  for p in $(pgrep -x libvirtd); do kill -CONT "$p" 2>/dev/null; done
+  if p=$(libvirtd_pid); then kill -CONT "$p" 2>/dev/null || true; fi
   "$LIBVIRT_SH" status >/dev/null 2>&1 && return 0
   sleep 0.5
   "$LIBVIRT_SH" status >/dev/null 2>&1 && return 0

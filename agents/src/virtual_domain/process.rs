@@ -84,20 +84,22 @@ fn qemu_identity(args: &[String]) -> (Option<String>, Option<String>) {
 /// The guest name in qemu's `-name` option value: `guest=NAME,...` or an implied
 /// `NAME,...`, where `,,` stands for a comma (qemu's option syntax).
 fn guest_name(value: &str) -> Option<String> {
-    let mut fields: Vec<String> = vec![String::new()];
+    let mut fields: Vec<String> = Vec::new();
+    let mut field = String::new();
     let mut chars = value.chars().peekable();
     while let Some(c) = chars.next() {
         if c == ',' {
             if chars.peek() == Some(&',') {
                 chars.next();
-                fields.last_mut().expect("never empty").push(',');
+                field.push(',');
             } else {
-                fields.push(String::new());
+                fields.push(std::mem::take(&mut field));
             }
         } else {
-            fields.last_mut().expect("never empty").push(c);
+            field.push(c);
         }
     }
+    fields.push(field);
     // qemu decides whether the first field has a key from the raw text: a '=' before
     // any ','.
     let first_has_key = value.find(['=', ',']).map(|i| value.as_bytes()[i]) == Some(b'=');

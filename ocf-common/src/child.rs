@@ -380,6 +380,11 @@ struct Proc {
     zombie: bool,
 }
 
+/// The pid a /proc directory entry stands for (`None` for `self`, `sys` and the like).
+pub fn proc_pid(entry: &std::fs::DirEntry) -> Option<i32> {
+    entry.file_name().to_str()?.parse().ok()
+}
+
 /// The process table from /proc (pid, parent, process group, zombie or not).
 fn processes() -> BTreeMap<i32, Proc> {
     let mut table = BTreeMap::new();
@@ -387,11 +392,7 @@ fn processes() -> BTreeMap<i32, Proc> {
         return table;
     };
     for entry in dir.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<i32>().ok())
-        else {
+        let Some(pid) = proc_pid(&entry) else {
             continue;
         };
         if let Some(p) = stat(pid) {

@@ -245,11 +245,7 @@ impl Processes {
                     continue;
                 }
             };
-            let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| n.parse::<i32>().ok())
-            else {
+            let Some(pid) = ocf_common::child::proc_pid(&entry) else {
                 continue;
             };
             match self.read(pid) {

@@ -212,10 +212,21 @@ impl Processes {
         matches!(self.read(pid), Proc::Live(args) if relation(&args, id) == Relation::Guest)
     }
 
-    /// The pid libvirt recorded for the guest, if the file holds one.
+    /// The pid libvirt recorded for the guest, if the file holds one. Read as a small
+    /// regular file only (a FIFO or a huge file there is no pid file, and no hang).
     fn pid_file(&self, name: &str) -> Option<i32> {
-        let text = std::fs::read_to_string(self.run.join(format!("{name}.pid"))).ok()?;
-        text.trim().parse::<i32>().ok().filter(|p| *p > 1)
+        let rules = ocf_common::regular_file::Rules {
+            max_bytes: 64,
+            follow_symlinks: false,
+        };
+        let bytes =
+            ocf_common::regular_file::read(&self.run.join(format!("{name}.pid")), rules).ok()??;
+        std::str::from_utf8(&bytes)
+            .ok()?
+            .trim()
+            .parse::<i32>()
+            .ok()
+            .filter(|p| *p > 1)
     }
 
     /// Whether the guest `id` has a live process here.
@@ -608,6 +619,28 @@ mod tests {
             Evidence::Alive(vec![78])
         );
         assert_eq!(f.host().find(&id("web", None)), Evidence::Gone);
+    }
+
+    #[test]
+    fn a_fifo_or_a_huge_file_as_pid_file_is_not_read() {
+        let f = Fake::new();
+        let vm = id("vm1", Some(UUID));
+        f.process(
+            78,
+            'S',
+            &qemu_args("/usr/bin/qemu-system-x86_64", "vm1", UUID),
+            None,
+        );
+        // A FIFO nobody writes would block a plain read forever.
+        let pid = f.dir.path().join("run/vm1.pid");
+        nix::unistd::mkfifo(&pid, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        assert_eq!(f.host().pid_file("vm1"), None);
+        assert_eq!(f.host().find(&vm), Evidence::Alive(vec![78]));
+        fs::remove_file(&pid).unwrap();
+        f.pid_file("vm1", &format!("78{}", " ".repeat(100)));
+        assert_eq!(f.host().pid_file("vm1"), None);
+        f.pid_file("vm1", "78\n");
+        assert_eq!(f.host().pid_file("vm1"), Some(78));
     }
 
     #[test]

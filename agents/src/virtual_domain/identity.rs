@@ -57,10 +57,10 @@ impl Cached {
 
 /// The state file of this resource: named after the resource instance (clone suffix
 /// stripped for anonymous clones), or after the config path when run by hand.
-pub fn path(ctx: &Context) -> Option<PathBuf> {
+pub fn path(ctx: &Context, config: Option<&str>) -> Option<PathBuf> {
     let key = match ctx.env.instance_for_state() {
         Some(i) => i,
-        None => ctx.params.str("config")?.to_string(),
+        None => config?.to_string(),
     };
     let safe: String = key
         .chars()

@@ -7,78 +7,26 @@
 //! Connections and domain handles are leaked on purpose: virt 0.5 panics in `Drop` when
 //! libvirt reports a failure to close, and the process ends right after the action.
 
-use std::sync::mpsc::{sync_channel, RecvTimeoutError};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError};
 use std::sync::Once;
 use std::time::Instant;
 
 use virt::connect::Connect;
-use virt::domain::Domain;
+use virt::domain::{Domain, MigrateParameters};
 use virt::error::{Error, ErrorDomain, ErrorNumber};
+use virt::sys;
 
-use super::{raw, Identity};
+use super::hypervisor::{
+    DomainState, Host, Hypervisor, JobProgress, LibvirtError, Migration, Uuid,
+};
+use super::process::Processes;
+use super::raw;
 
-/// Why a libvirt interaction failed.
-#[derive(Clone, Debug)]
-pub enum LibvirtError {
-    /// libvirt could not be reached: daemon down, socket missing, authentication failed,
-    /// or the connection broke.
-    Unreachable { uri: String, message: String },
-    /// The call did not return in the time it was given (libvirtd hung or overloaded).
-    Hung { op: &'static str, waited_ms: u64 },
-    /// The action's own budget for this call was used up before it could be made: says
-    /// nothing about libvirt, so it is never taken for an unreachable daemon.
-    OutOfTime { op: &'static str },
-    /// The call returned an error.
-    Failed {
-        op: &'static str,
-        code: String,
-        message: String,
-        no_domain: bool,
-    },
-}
-
-impl LibvirtError {
-    /// Whether libvirt could not be used at all (as opposed to refusing one request).
-    pub fn is_unreachable(&self) -> bool {
-        matches!(
-            self,
-            LibvirtError::Unreachable { .. } | LibvirtError::Hung { .. }
-        )
-    }
-    /// Whether libvirt said the domain does not exist.
-    pub fn is_no_domain(&self) -> bool {
-        matches!(
-            self,
-            LibvirtError::Failed {
-                no_domain: true,
-                ..
-            }
-        )
-    }
-}
-
-impl std::fmt::Display for LibvirtError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            LibvirtError::Unreachable { uri, message } => {
-                write!(f, "cannot reach libvirt at {uri}: {message}")
-            }
-            LibvirtError::Hung { op, waited_ms } => {
-                write!(f, "libvirt did not answer {op} within {waited_ms} ms")
-            }
-            LibvirtError::OutOfTime { op } => {
-                write!(f, "no time was left for {op} within the operation timeout")
-            }
-            LibvirtError::Failed {
-                op, code, message, ..
-            } => {
-                write!(f, "{op} failed: {message} ({code})")
-            }
-        }
-    }
-}
-
-fn is_connection_failure(e: &Error) -> bool {
+/// Whether an error's class is one a broken connection gives. The class alone does not
+/// tell a dead connection from a healthy daemon refusing one request (a system error is
+/// also what a save to a full disk gives, an RPC error what a too large message gives):
+/// see [`classify`].
+fn is_connection_class(e: &Error) -> bool {
     e.code().is_known_and(|c| {
         matches!(
             c,
@@ -92,6 +40,24 @@ fn is_connection_failure(e: &Error) -> bool {
     }) || e
         .domain()
         .is_known_and(|d| matches!(d, ErrorDomain::Rpc | ErrorDomain::Remote))
+}
+
+/// What a failed call means: libvirt unreachable only when the error is of a connection
+/// class *and* the connection is not alive (`alive`: virConnectIsAlive's answer, `None`
+/// when that did not answer either); otherwise the daemon refused this one request.
+pub fn classify(connection_class: bool, alive: Option<bool>) -> Classified {
+    if connection_class && alive != Some(true) {
+        Classified::Unreachable
+    } else {
+        Classified::Refused
+    }
+}
+
+/// See [`classify`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Classified {
+    Unreachable,
+    Refused,
 }
 
 /// Runs `f` on a new thread and waits for it until `until`.
@@ -139,9 +105,9 @@ pub fn bounded<T: Send + 'static>(
 
 static EVENT_LOOP: Once = Once::new();
 
-/// An open connection to one hypervisor.
+/// An open libvirt connection.
 #[derive(Clone)]
-pub struct Hypervisor {
+pub struct Libvirt {
     conn: &'static Connect,
     uri: String,
 }
@@ -152,103 +118,30 @@ pub struct Guest {
     pub dom: &'static Domain,
 }
 
-/// What libvirt holds under a domain identity.
-#[derive(Clone)]
-pub enum Found {
-    /// Our domain: matched by UUID when one is known, else by name.
-    Ours(Guest),
-    /// libvirt knows no domain of that UUID or name.
-    Absent,
-    /// A domain of our name with another UUID: not ours, never touched.
-    Foreign { uuid: Uuid },
-}
+/// This host, reached through libvirt, with its real `/proc`.
+pub struct LibvirtHost;
 
-/// A UUID as libvirt prints it.
-pub type Uuid = String;
-
-/// Our domain and its state, as one lookup sees it.
-#[derive(Clone)]
-pub enum Seen {
-    Ours(Guest, DomainState),
-    Absent,
-    Foreign { uuid: Uuid },
-}
-
-/// Whether two spellings are the same UUID (libvirt accepts upper case, and the hex
-/// digits with or without dashes).
-pub fn same_uuid(a: &str, b: &str) -> bool {
-    let norm = |s: &str| {
-        s.chars()
-            .filter(|c| *c != '-' && !c.is_whitespace())
-            .map(|c| c.to_ascii_lowercase())
-            .collect::<String>()
-    };
-    norm(a) == norm(b)
-}
-
-/// A domain's state as libvirt reports it (virDomainState), or its absence.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum DomainState {
-    Absent,
-    NoState,
-    Running,
-    Blocked,
-    Paused,
-    ShuttingDown,
-    ShutOff,
-    Crashed,
-    PmSuspended,
-    Other(i32),
-}
-
-impl DomainState {
-    fn from_raw(state: i32) -> DomainState {
-        match state {
-            0 => DomainState::NoState,
-            1 => DomainState::Running,
-            2 => DomainState::Blocked,
-            3 => DomainState::Paused,
-            4 => DomainState::ShuttingDown,
-            5 => DomainState::ShutOff,
-            6 => DomainState::Crashed,
-            7 => DomainState::PmSuspended,
-            other => DomainState::Other(other),
-        }
+impl Host for LibvirtHost {
+    type Hv = Libvirt;
+    fn connect(&self, uri: Option<&str>, until: Instant) -> Result<Libvirt, LibvirtError> {
+        Libvirt::open(uri, until)
     }
-
-    /// The name virsh domstate prints.
-    pub fn describe(self) -> String {
-        match self {
-            DomainState::Absent => "absent".into(),
-            DomainState::NoState => "no state".into(),
-            DomainState::Running => "running".into(),
-            DomainState::Blocked => "blocked".into(),
-            DomainState::Paused => "paused".into(),
-            DomainState::ShuttingDown => "in shutdown".into(),
-            DomainState::ShutOff => "shut off".into(),
-            DomainState::Crashed => "crashed".into(),
-            DomainState::PmSuspended => "pmsuspended".into(),
-            DomainState::Other(n) => format!("unknown state {n}"),
-        }
-    }
-
-    /// Whether the guest's hypervisor process is up (running, idle, paused or shutting down).
-    pub fn is_active(self) -> bool {
-        matches!(
-            self,
-            DomainState::Running
-                | DomainState::Blocked
-                | DomainState::Paused
-                | DomainState::ShuttingDown
-        )
+    fn processes(&self) -> Processes {
+        Processes::system()
     }
 }
 
-impl Hypervisor {
+fn leak(dom: Domain) -> Guest {
+    Guest {
+        dom: Box::leak(Box::new(dom)),
+    }
+}
+
+impl Libvirt {
     /// Opens `uri` (libvirt's default when `None`), giving up at `until`. The default
     /// event loop is registered first and runs on a background thread, so that lifecycle
     /// events and keepalive work.
-    pub fn open(uri: Option<&str>, until: Instant) -> Result<Hypervisor, LibvirtError> {
+    pub fn open(uri: Option<&str>, until: Instant) -> Result<Libvirt, LibvirtError> {
         EVENT_LOOP.call_once(|| {
             virt::error::clear_error_callback();
             if virt::event::event_register_default_impl().is_ok() {
@@ -282,22 +175,12 @@ impl Hypervisor {
         })?;
         let conn: &'static Connect = Box::leak(Box::new(conn));
         let uri = conn.uri().unwrap_or(shown);
-        Ok(Hypervisor { conn, uri })
-    }
-
-    /// The underlying connection (for calls that take a second connection).
-    pub fn connection(&self) -> &'static Connect {
-        self.conn
-    }
-
-    /// The connection's URI as libvirt reports it.
-    pub fn uri(&self) -> &str {
-        &self.uri
+        Ok(Libvirt { conn, uri })
     }
 
     /// Runs one libvirt call on the connection, bounded by `until`. Failures are logged
     /// with libvirt's code and message.
-    pub fn call<T: Send + 'static>(
+    fn call<T: Send + 'static>(
         &self,
         op: &'static str,
         until: Instant,
@@ -310,123 +193,30 @@ impl Hypervisor {
             if !no_domain {
                 tracing::warn!(op, code = ?e.code(), domain = ?e.domain(), "libvirt call failed: {}", e.message());
             }
-            // The error's class does not tell a dead connection from a healthy daemon
-            // refusing one request: a system error is also what a save to a full disk
-            // gives, an RPC error what a too large message gives. Only a connection that
-            // is really gone makes libvirt unreachable.
-            let gone = is_connection_failure(&e)
-                && !matches!(
-                    bounded(until, "virConnectIsAlive", move || conn.is_alive()),
-                    Ok(Ok(true))
-                );
-            if gone {
-                LibvirtError::Unreachable {
+            let class = is_connection_class(&e);
+            let alive = match class {
+                true => bounded(until, "virConnectIsAlive", move || conn.is_alive())
+                    .ok()
+                    .and_then(Result::ok),
+                false => None,
+            };
+            match classify(class, alive) {
+                Classified::Unreachable => LibvirtError::Unreachable {
                     uri,
                     message: e.message().to_string(),
-                }
-            } else {
-                LibvirtError::Failed {
+                },
+                Classified::Refused => LibvirtError::Failed {
                     op,
                     code: format!("{:?}", e.code()),
                     message: e.message().to_string(),
                     no_domain,
-                }
+                },
             }
         })
     }
 
-    /// The domain named `name`, or `None` when libvirt does not know it.
-    pub fn lookup_name(&self, name: &str, until: Instant) -> Result<Option<Guest>, LibvirtError> {
-        let name = name.to_string();
-        self.found(self.call("virDomainLookupByName", until, move |c| {
-            c.lookup_domain_by_name(&name)
-        }))
-    }
-
-    /// The domain of UUID `uuid`, or `None` when libvirt does not know it.
-    pub fn lookup_uuid(&self, uuid: &str, until: Instant) -> Result<Option<Guest>, LibvirtError> {
-        let uuid = uuid.to_string();
-        self.found(self.call("virDomainLookupByUUIDString", until, move |c| {
-            c.lookup_domain_by_uuid_string(&uuid)
-        }))
-    }
-
-    fn found(&self, r: Result<Domain, LibvirtError>) -> Result<Option<Guest>, LibvirtError> {
-        match r {
-            Ok(dom) => Ok(Some(Guest {
-                dom: Box::leak(Box::new(dom)),
-            })),
-            Err(e) if e.is_no_domain() => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// A domain's UUID as libvirt reports it.
-    pub fn uuid_of(&self, guest: Guest, until: Instant) -> Result<String, LibvirtError> {
-        self.on(guest, "virDomainGetUUIDString", until, |d| d.uuid_string())
-    }
-
-    /// What libvirt holds under our identity: by UUID whenever one is known (a domain
-    /// of our name with another UUID is someone else's), else by name.
-    pub fn find(&self, id: &Identity, until: Instant) -> Result<Found, LibvirtError> {
-        let Some(uuid) = &id.uuid else {
-            return Ok(match self.lookup_name(&id.name, until)? {
-                Some(g) => Found::Ours(g),
-                None => Found::Absent,
-            });
-        };
-        if let Some(g) = self.lookup_uuid(uuid, until)? {
-            return Ok(Found::Ours(g));
-        }
-        let Some(g) = self.lookup_name(&id.name, until)? else {
-            return Ok(Found::Absent);
-        };
-        match self.uuid_of(g, until) {
-            // Gone between the two lookups, or ours after all (it appeared meanwhile).
-            Err(e) if e.is_no_domain() => Ok(Found::Absent),
-            Err(e) => Err(e),
-            Ok(other) if same_uuid(&other, uuid) => Ok(Found::Ours(g)),
-            Ok(other) => Ok(Found::Foreign { uuid: other }),
-        }
-    }
-
-    /// The state of our domain ([`Seen::Absent`] when libvirt knows no such domain,
-    /// [`Seen::Foreign`] when the name belongs to a domain with another UUID).
-    pub fn state_of(&self, id: &Identity, until: Instant) -> Result<Seen, LibvirtError> {
-        match self.find(id, until)? {
-            Found::Ours(g) => match self.state(g, until)? {
-                DomainState::Absent => Ok(Seen::Absent),
-                s => Ok(Seen::Ours(g, s)),
-            },
-            Found::Absent => Ok(Seen::Absent),
-            Found::Foreign { uuid } => Ok(Seen::Foreign { uuid }),
-        }
-    }
-
-    /// The state of a domain; a domain that vanished meanwhile is [`DomainState::Absent`].
-    pub fn state(&self, guest: Guest, until: Instant) -> Result<DomainState, LibvirtError> {
-        let dom = guest.dom;
-        match self.call("virDomainGetState", until, move |_| raw::domain_state(dom)) {
-            Ok((s, _reason)) => Ok(DomainState::from_raw(s)),
-            Err(e) if e.is_no_domain() => Ok(DomainState::Absent),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Registers for the domain's lifecycle events.
-    pub fn watch_lifecycle(
-        &self,
-        guest: Guest,
-        until: Instant,
-    ) -> Result<raw::LifecycleEvents, LibvirtError> {
-        let dom = guest.dom;
-        self.call("virConnectDomainEventRegisterAny", until, move |c| {
-            raw::watch_lifecycle(c, dom)
-        })
-    }
-
     /// Runs a call on a domain handle.
-    pub fn on<T: Send + 'static>(
+    fn on<T: Send + 'static>(
         &self,
         guest: Guest,
         op: &'static str,
@@ -435,5 +225,249 @@ impl Hypervisor {
     ) -> Result<T, LibvirtError> {
         let dom = guest.dom;
         self.call(op, until, move |_| f(dom))
+    }
+
+    fn found(r: Result<Domain, LibvirtError>) -> Result<Option<Guest>, LibvirtError> {
+        match r {
+            Ok(dom) => Ok(Some(leak(dom))),
+            Err(e) if e.is_no_domain() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl Hypervisor for Libvirt {
+    type Guest = Guest;
+
+    fn uri(&self) -> &str {
+        &self.uri
+    }
+
+    fn lookup_name(&self, name: &str, until: Instant) -> Result<Option<Guest>, LibvirtError> {
+        let name = name.to_string();
+        Self::found(self.call("virDomainLookupByName", until, move |c| {
+            c.lookup_domain_by_name(&name)
+        }))
+    }
+
+    fn lookup_uuid(&self, uuid: &str, until: Instant) -> Result<Option<Guest>, LibvirtError> {
+        let uuid = uuid.to_string();
+        Self::found(self.call("virDomainLookupByUUIDString", until, move |c| {
+            c.lookup_domain_by_uuid_string(&uuid)
+        }))
+    }
+
+    fn name_of(&self, g: Guest, until: Instant) -> Result<String, LibvirtError> {
+        self.on(g, "virDomainGetName", until, |d| d.name())
+    }
+
+    fn uuid_of(&self, g: Guest, until: Instant) -> Result<Uuid, LibvirtError> {
+        self.on(g, "virDomainGetUUIDString", until, |d| d.uuid_string())
+    }
+
+    fn state(&self, g: Guest, until: Instant) -> Result<DomainState, LibvirtError> {
+        match self.on(g, "virDomainGetState", until, raw::domain_state) {
+            Ok((s, _reason)) => Ok(DomainState::from_raw(s)),
+            Err(e) if e.is_no_domain() => Ok(DomainState::Absent),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn watch_lifecycle(&self, g: Guest, until: Instant) -> Result<Receiver<i32>, LibvirtError> {
+        let dom = g.dom;
+        self.call("virConnectDomainEventRegisterAny", until, move |c| {
+            raw::watch_lifecycle(c, dom)
+        })
+        .map(|w| w.events)
+    }
+
+    fn shutdown(&self, g: Guest, flags: u32, until: Instant) -> Result<(), LibvirtError> {
+        self.on(g, "virDomainShutdownFlags", until, move |d| {
+            d.shutdown_flags(flags)
+        })
+    }
+
+    fn destroy(&self, g: Guest, graceful: bool, until: Instant) -> Result<(), LibvirtError> {
+        if graceful {
+            let flag = sys::VIR_DOMAIN_DESTROY_GRACEFUL;
+            self.on(g, "virDomainDestroyFlags(GRACEFUL)", until, move |d| {
+                d.destroy_flags(flag)
+            })
+        } else {
+            self.on(g, "virDomainDestroy", until, |d| d.destroy())
+        }
+    }
+
+    fn save(&self, g: Guest, path: &str, until: Instant) -> Result<(), LibvirtError> {
+        let p = path.to_string();
+        self.on(g, "virDomainSave", until, move |d| raw::save(d, &p))
+    }
+
+    fn restore(&self, path: &str, until: Instant) -> Result<(), LibvirtError> {
+        let p = path.to_string();
+        self.call("virDomainRestore", until, move |c| c.restore_domain(&p))
+    }
+
+    fn inactive_xml(&self, g: Guest, until: Instant) -> Result<String, LibvirtError> {
+        let flags = sys::VIR_DOMAIN_XML_INACTIVE | sys::VIR_DOMAIN_XML_SECURE;
+        self.on(g, "virDomainGetXMLDesc", until, move |d| d.xml_desc(flags))
+    }
+
+    fn create_xml(&self, xml: &str, until: Instant) -> Result<Guest, LibvirtError> {
+        let xml = xml.to_string();
+        self.call("virDomainCreateXML", until, move |c| {
+            c.create_domain_xml(&xml, 0)
+        })
+        .map(leak)
+    }
+
+    fn define_xml(&self, xml: &str, until: Instant) -> Result<Guest, LibvirtError> {
+        let xml = xml.to_string();
+        self.call("virDomainDefineXML", until, move |c| {
+            c.define_domain_xml(&xml)
+        })
+        .map(leak)
+    }
+
+    fn create(&self, g: Guest, until: Instant) -> Result<(), LibvirtError> {
+        self.on(g, "virDomainCreate", until, |d| d.create())
+    }
+
+    fn undefine(&self, g: Guest, until: Instant) -> Result<(), LibvirtError> {
+        let flags = sys::VIR_DOMAIN_UNDEFINE_KEEP_NVRAM | sys::VIR_DOMAIN_UNDEFINE_MANAGED_SAVE;
+        self.on(g, "virDomainUndefineFlags", until, move |d| {
+            d.undefine_flags(flags)
+        })
+    }
+
+    fn start_pool(&self, name: &str, until: Instant) -> Result<(), LibvirtError> {
+        let name = name.to_string();
+        self.call("storage pool start", until, move |c| {
+            let p = c.lookup_storage_pool_by_name(&name)?;
+            let r = if p.is_active()? {
+                p.refresh(0)
+            } else {
+                p.create(0)
+            };
+            std::mem::forget(p);
+            r
+        })
+    }
+
+    fn start_network(&self, name: &str, until: Instant) -> Result<(), LibvirtError> {
+        let name = name.to_string();
+        self.call("network start", until, move |c| {
+            let n = c.lookup_network_by_name(&name)?;
+            let r = if n.is_active()? { Ok(()) } else { n.create() };
+            std::mem::forget(n);
+            r
+        })
+    }
+
+    fn size(&self, g: Guest, until: Instant) -> Result<(u32, u64), LibvirtError> {
+        self.on(g, "virDomainGetInfo", until, |d| d.info())
+            .map(|i| (i.nr_virt_cpu, i.max_mem))
+    }
+
+    fn set_migration_speed(
+        &self,
+        g: Guest,
+        mib_s: u64,
+        until: Instant,
+    ) -> Result<(), LibvirtError> {
+        self.on(g, "virDomainMigrateSetMaxSpeed", until, move |d| {
+            d.migrate_set_max_speed(mib_s, 0)
+        })
+    }
+
+    fn set_migration_downtime(
+        &self,
+        g: Guest,
+        ms: u64,
+        until: Instant,
+    ) -> Result<(), LibvirtError> {
+        self.on(g, "virDomainMigrateSetMaxDowntime", until, move |d| {
+            d.migrate_set_max_downtime(ms, 0)
+        })
+    }
+
+    fn migration_downtime(&self, g: Guest, until: Instant) -> Result<u64, LibvirtError> {
+        self.on(
+            g,
+            "virDomainMigrateGetMaxDowntime",
+            until,
+            raw::migrate_max_downtime,
+        )
+    }
+
+    fn job_progress(&self, g: Guest, until: Instant) -> Result<JobProgress, LibvirtError> {
+        self.on(g, "virDomainGetJobStats", until, |d| d.job_stats(0))
+            .map(|s| JobProgress {
+                remaining_bytes: s.data_remaining.unwrap_or(0),
+                total_bytes: s.data_total.unwrap_or(0),
+                elapsed_ms: s.time_elapsed.unwrap_or(0),
+            })
+    }
+
+    fn abort_job(&self, g: Guest, until: Instant) -> Result<(), LibvirtError> {
+        self.on(g, "virDomainAbortJob", until, raw::abort_job)
+    }
+
+    fn migrate(
+        &self,
+        g: Guest,
+        dest: &Libvirt,
+        m: Migration,
+    ) -> Result<Receiver<Result<(), String>>, LibvirtError> {
+        let dom = g.dom;
+        let dconn = dest.conn;
+        let (tx, rx) = sync_channel(1);
+        std::thread::Builder::new()
+            .name("migration".into())
+            .spawn(move || {
+                let params = MigrateParameters {
+                    uri: m.data_uri,
+                    bandwidth: m.bandwidth,
+                    ..Default::default()
+                };
+                let r = if m.p2p {
+                    dom.migrate_to_uri3(Some(&m.dest_uri), params, m.flags)
+                } else {
+                    dom.migrate3(dconn, params, m.flags).map(std::mem::forget)
+                };
+                let _ = tx.send(r.map_err(|e| e.message().to_string()));
+            })
+            .map_err(|e| LibvirtError::Failed {
+                op: "virDomainMigrate3",
+                code: "thread".into(),
+                message: format!("cannot start the migration: {e}"),
+                no_domain: false,
+            })?;
+        Ok(rx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_dead_connection_makes_libvirt_unreachable() {
+        // A connection-class error on a live connection (a too large message, a failed
+        // save) is the daemon refusing one request.
+        assert_eq!(classify(true, Some(true)), Classified::Refused);
+        assert_eq!(classify(true, Some(false)), Classified::Unreachable);
+        // virConnectIsAlive did not answer either.
+        assert_eq!(classify(true, None), Classified::Unreachable);
+        assert_eq!(classify(false, None), Classified::Refused);
+        assert_eq!(classify(false, Some(false)), Classified::Refused);
+    }
+
+    #[test]
+    fn the_stopped_event_is_libvirts() {
+        assert_eq!(
+            super::super::hypervisor::EVENT_STOPPED,
+            sys::VIR_DOMAIN_EVENT_STOPPED as i32
+        );
     }
 }

@@ -4,67 +4,15 @@
 
 use std::time::{Duration, Instant};
 
-use ocf_common::{Context, ExitCode, OcfError, OcfResult};
-use virt::domain::MigrateParameters;
+use ocf_common::{Context, ExitCode};
 use virt::sys;
 
-use super::libvirt::{bounded, Found, Hypervisor};
-use super::monitor::{state_check, wait_until_healthy, Failure};
-use super::{libvirt_error, raw, start, stop, validate, Resource};
-
-/// Extra migration options in virsh syntax, as libvirt flags.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct MigrateOptions {
-    pub flags: u32,
-    pub migrateuri: Option<String>,
-}
-
-impl MigrateOptions {
-    pub fn p2p(&self) -> bool {
-        self.flags & sys::VIR_MIGRATE_PEER2PEER != 0
-    }
-}
-
-/// Parses `migrate_options`. Options that change nothing here (--live, --verbose) are
-/// accepted; anything unknown is refused rather than silently ignored.
-pub fn parse_options(text: &str) -> Result<MigrateOptions, String> {
-    let mut o = MigrateOptions::default();
-    let mut words = text.split_whitespace();
-    while let Some(w) = words.next() {
-        let flag = match w {
-            "--live" | "--verbose" => 0,
-            "--p2p" => sys::VIR_MIGRATE_PEER2PEER,
-            "--tunnelled" | "--tunneled" => sys::VIR_MIGRATE_TUNNELLED | sys::VIR_MIGRATE_PEER2PEER,
-            "--persistent" => sys::VIR_MIGRATE_PERSIST_DEST,
-            "--undefinesource" => sys::VIR_MIGRATE_UNDEFINE_SOURCE,
-            "--unsafe" => sys::VIR_MIGRATE_UNSAFE,
-            "--compressed" => sys::VIR_MIGRATE_COMPRESSED,
-            "--auto-converge" => sys::VIR_MIGRATE_AUTO_CONVERGE,
-            "--postcopy" => sys::VIR_MIGRATE_POSTCOPY,
-            "--copy-storage-all" => sys::VIR_MIGRATE_NON_SHARED_DISK,
-            "--copy-storage-inc" => sys::VIR_MIGRATE_NON_SHARED_INC,
-            "--abort-on-error" => sys::VIR_MIGRATE_ABORT_ON_ERROR,
-            "--migrateuri" => {
-                o.migrateuri = Some(
-                    words
-                        .next()
-                        .ok_or("--migrateuri needs a value")?
-                        .to_string(),
-                );
-                0
-            }
-            other => match other.strip_prefix("--migrateuri=") {
-                Some(uri) if !uri.is_empty() => {
-                    o.migrateuri = Some(uri.to_string());
-                    0
-                }
-                _ => return Err(format!("'{other}' is not a supported migration option")),
-            },
-        };
-        o.flags |= flag;
-    }
-    Ok(o)
-}
+use super::error::Error;
+use super::hypervisor::{Found, Host, Hypervisor, Migration};
+use super::libvirt::bounded;
+use super::monitor::{state_check, wait_until_healthy};
+use super::params::{MigrateOptions, Params};
+use super::{start, stop, Answer, Resource};
 
 /// `node.example.com` with suffix `-mig` → `node-mig.example.com`.
 pub fn with_suffix(node: &str, suffix: Option<&str>) -> String {
@@ -79,13 +27,12 @@ pub fn with_suffix(node: &str, suffix: Option<&str>) -> String {
 
 /// The target host's libvirt URI: `remoteuri` (with %n), or the local URI with the
 /// target's host (suffix, user) and migration_transport in its scheme.
-pub fn remote_uri(ctx: &Context, local_uri: &str, target: &str) -> String {
-    let p = &ctx.params;
-    if let Some(r) = p.str("remoteuri") {
+pub fn remote_uri(p: &Params, local_uri: &str, target: &str) -> String {
+    if let Some(r) = &p.remoteuri {
         return r.replace("%n", target);
     }
-    let host = with_suffix(target, p.str("migration_network_suffix"));
-    let host = match p.str("migration_user") {
+    let host = with_suffix(target, p.migration_network_suffix.as_deref());
+    let host = match &p.migration_user {
         Some(u) => format!("{u}@{host}"),
         None => host,
     };
@@ -93,7 +40,7 @@ pub fn remote_uri(ctx: &Context, local_uri: &str, target: &str) -> String {
         .split_once("://")
         .unwrap_or((local_uri, "/system"));
     let scheme = scheme.split('+').next().unwrap_or(scheme);
-    let scheme = match p.str("migration_transport") {
+    let scheme = match &p.migration_transport {
         Some(t) => format!("{scheme}+{t}"),
         None => scheme.to_string(),
     };
@@ -110,13 +57,8 @@ pub fn remote_uri(ctx: &Context, local_uri: &str, target: &str) -> String {
 /// The URI of the migration data stream, if one is chosen here: `migrateuri` (with %n),
 /// else --migrateuri in migrate_options, else with migration_network_suffix for qemu
 /// `tcp:HOST:PORT` (PORT: migrateport, or random in 49152-49215) and for xen `HOST`.
-pub fn migrate_uri(
-    ctx: &Context,
-    local_uri: &str,
-    target: &str,
-    opts: &MigrateOptions,
-) -> Option<String> {
-    migrate_uri_with(ctx, local_uri, target, opts, || {
+pub fn migrate_uri(p: &Params, local_uri: &str, target: &str) -> Option<String> {
+    migrate_uri_with(p, local_uri, target, || {
         (49152 + u32::from(random_u8() % 64)).to_string()
     })
 }
@@ -124,21 +66,20 @@ pub fn migrate_uri(
 /// [`migrate_uri`] with the port used when migrateport is unset coming from `any_port`
 /// (validate-all shows the range instead of drawing one).
 fn migrate_uri_with(
-    ctx: &Context,
+    p: &Params,
     local_uri: &str,
     target: &str,
-    opts: &MigrateOptions,
     any_port: impl FnOnce() -> String,
 ) -> Option<String> {
-    let p = &ctx.params;
-    if let Some(u) = p.str("migrateuri").or(opts.migrateuri.as_deref()) {
+    let opts: &MigrateOptions = &p.migrate_options;
+    if let Some(u) = p.migrateuri.as_deref().or(opts.migrateuri.as_deref()) {
         return Some(u.replace("%n", target));
     }
-    let suffix = p.str("migration_network_suffix")?;
+    let suffix = p.migration_network_suffix.as_deref()?;
     let host = with_suffix(target, Some(suffix));
     if local_uri.starts_with("qemu") {
         let port = p
-            .int("migrateport")
+            .migrateport
             .map(|n| n.to_string())
             .unwrap_or_else(any_port);
         Some(format!("tcp:{host}:{port}"))
@@ -153,15 +94,14 @@ fn migrate_uri_with(
 /// What migrate_to would use, for validate-all: the target's libvirt URI and the data
 /// URI (None: libvirt chooses). The target is CRM_meta_migrate_target when set, else `%n`
 /// (the target node's name); `local_uri` is the hypervisor's URI.
-pub fn planned_uris(ctx: &Context, local_uri: &str) -> Result<(String, Option<String>), String> {
-    let target = ctx.env.migrate_target().unwrap_or("%n");
-    let opts = parse_options(ctx.params.str("migrate_options").unwrap_or(""))?;
-    Ok((
-        remote_uri(ctx, local_uri, target),
-        migrate_uri_with(ctx, local_uri, target, &opts, || {
+pub fn planned_uris(p: &Params, target: Option<&str>, local_uri: &str) -> (String, Option<String>) {
+    let target = target.unwrap_or("%n");
+    (
+        remote_uri(p, local_uri, target),
+        migrate_uri_with(p, local_uri, target, || {
             "<random port in 49152-49215>".into()
         }),
-    ))
+    )
 }
 
 fn random_u8() -> u8 {
@@ -176,41 +116,33 @@ fn abort_budget(timeout: Duration) -> Duration {
     (timeout / 10).clamp(Duration::from_secs(2), Duration::from_secs(10))
 }
 
-pub fn migrate_to(ctx: &Context) -> OcfResult {
+pub fn migrate_to<H: Host>(host: &H, ctx: &Context) -> Answer {
     let t = Instant::now();
-    validate::parameters(ctx)?;
     let res = Resource::load(ctx);
-    let Some(id) = res.identity.clone() else {
-        return Err(res
-            .require_config()
-            .err()
-            .unwrap_or_else(|| OcfError::generic("no domain")));
-    };
+    res.params.check()?;
+    let p = &res.params;
+    let id = res.require_identity()?;
     let target = ctx.env.migrate_target().ok_or_else(|| {
-        OcfError::generic("migrate_to: no target node (CRM_meta_migrate_target is not set)")
+        Error::Failed("migrate_to: no target node (CRM_meta_migrate_target is not set)".into())
     })?;
     let deadline = ctx.deadline;
     let until = deadline.end();
-    let hv = res.connect(until).map_err(libvirt_error)?;
-    let guest = match state_check(&hv, &id, until, false) {
-        Ok(Ok(g)) => g,
-        Ok(Err(_)) => {
-            return Err(OcfError::generic(format!(
+    let hv = res.connect(host, until)?;
+    let guest = match state_check(&hv, &id, until, false)? {
+        Ok(g) => g,
+        Err(_) => {
+            return Err(Error::Failed(format!(
                 "{}: migrate_to: Not active locally!",
                 id.name
             )))
         }
-        Err(Failure::Ocf(e)) => return Err(e),
-        Err(Failure::Libvirt(e)) => return Err(libvirt_error(e)),
     };
-    let opts = parse_options(ctx.params.str("migrate_options").unwrap_or(""))
-        .map_err(|e| OcfError::configured(format!("parameter 'migrate_options': {e}")))?;
-    let local_uri = ctx.params.str("hypervisor").unwrap_or(hv.uri()).to_string();
-    let dest = remote_uri(ctx, &local_uri, target);
-    let data_uri = migrate_uri(ctx, &local_uri, target, &opts);
+    let local_uri = p.hypervisor.as_deref().unwrap_or(hv.uri()).to_string();
+    let dest = remote_uri(p, &local_uri, target);
+    let data_uri = migrate_uri(p, &local_uri, target);
     tracing::info!(domain = %id.name, target, remote_uri = %dest, migrate_uri = ?data_uri, "migrating");
 
-    if ctx.params.bool("save_config_on_stop") || ctx.params.bool("sync_config_on_stop") {
+    if p.save_config {
         stop::save_config(&res, &hv, guest, until);
     }
     let abort_at = deadline.reserving(abort_budget(deadline.timeout())).end();
@@ -218,98 +150,71 @@ pub fn migrate_to(ctx: &Context) -> OcfResult {
     // but the target is reached from here first all the same: libvirtd's own connect has
     // no timeout, and a target that drops packets would hold the job (which cannot be
     // aborted while it connects) for minutes after this action gave up.
-    let dconn = Hypervisor::open(Some(&dest), abort_at).map_err(|e| {
-        OcfError::generic(format!("live migration of {} to {target}: {e}", id.name))
-    })?;
-    if ctx.params.bool("start_resources") {
+    let dconn = host
+        .connect(Some(&dest), abort_at)
+        .map_err(|e| Error::libvirt(format!("live migration of {} to {target}", id.name), e))?;
+    if p.start_resources {
         start::start_resources(&dconn, &res, abort_at)?;
     }
-    let speed = ctx.params.int("migration_speed").unwrap_or(0);
+    let speed = p.migration_speed;
     if speed > 0 {
-        let s = speed as u64;
-        hv.on(guest, "virDomainMigrateSetMaxSpeed", until, move |d| {
-            d.migrate_set_max_speed(s, 0)
-        })
-        .map_err(libvirt_error)?;
+        hv.set_migration_speed(guest, speed, until)?;
     }
-    let params = MigrateParameters {
-        uri: data_uri,
-        bandwidth: (speed > 0).then_some(speed as u64),
-        ..Default::default()
-    };
-    let mut flags = sys::VIR_MIGRATE_LIVE | opts.flags;
-    if ctx.params.str("backingfile").is_some() {
+    let mut flags = sys::VIR_MIGRATE_LIVE | p.migrate_options.flags;
+    if p.backingfile.is_some() {
         // start defines the domain persistently in this mode: the migration does the same
         // on the target, and the source keeps no definition of a domain running elsewhere.
         flags |= sys::VIR_MIGRATE_PERSIST_DEST | sys::VIR_MIGRATE_UNDEFINE_SOURCE;
     }
     tracing::debug!(flags, "migration flags");
-    let dom = guest.dom;
-    let dest_for_job = dest.clone();
-    let dest_conn = dconn.clone();
-    let (tx, rx) = std::sync::mpsc::sync_channel(1);
-    std::thread::Builder::new()
-        .name("migration".into())
-        .spawn(move || {
-            let r = if opts.p2p() {
-                dom.migrate_to_uri3(Some(&dest_for_job), params, flags)
-            } else {
-                dom.migrate3(dest_conn.connection(), params, flags)
-                    .map(std::mem::forget)
-            };
-            let _ = tx.send(r.map_err(|e| e.message().to_string()));
-        })
-        .map_err(|e| OcfError::generic(format!("cannot start the migration: {e}")))?;
+    let job = Migration {
+        dest_uri: dest.clone(),
+        data_uri,
+        bandwidth: (speed > 0).then_some(speed),
+        flags,
+        p2p: p.migrate_options.p2p(),
+    };
+    let rx = hv.migrate(guest, &dconn, job)?;
 
-    let downtime = ctx.params.int("migration_downtime").unwrap_or(0);
-    let mut downtime_set = downtime <= 0;
+    let downtime = p.migration_downtime;
+    let mut downtime_set = downtime == 0;
     let mut last_log = Instant::now();
     loop {
         match rx.recv_timeout(Duration::from_millis(250)) {
             Ok(Ok(())) => break,
             Ok(Err(msg)) => {
-                return Err(OcfError::generic(format!(
+                return Err(Error::Failed(format!(
                     "live migration of {} to {target} failed: {msg}",
                     id.name
                 )))
             }
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                return Err(OcfError::generic(format!(
+                return Err(Error::Failed(format!(
                     "live migration of {} to {target} ended without a result",
                     id.name
                 )))
             }
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
         }
-        if !downtime_set {
-            let ms = downtime as u64;
-            if hv
-                .on(guest, "virDomainMigrateSetMaxDowntime", until, move |d| {
-                    d.migrate_set_max_downtime(ms, 0)
-                })
-                .is_ok()
-            {
-                downtime_set = true;
-                let now = hv.on(guest, "virDomainMigrateGetMaxDowntime", until, |d| {
-                    raw::migrate_max_downtime(d)
-                });
-                tracing::info!(downtime_ms = ms, effective = ?now.ok(), "migration downtime set");
-            }
+        if !downtime_set && hv.set_migration_downtime(guest, downtime, until).is_ok() {
+            downtime_set = true;
+            let now = hv.migration_downtime(guest, until);
+            tracing::info!(downtime_ms = downtime, effective = ?now.ok(), "migration downtime set");
         }
         if last_log.elapsed() >= Duration::from_secs(2) {
             last_log = Instant::now();
-            if let Ok(stats) = hv.on(guest, "virDomainGetJobStats", until, |d| d.job_stats(0)) {
+            if let Ok(job) = hv.job_progress(guest, until) {
                 tracing::info!(
-                    remaining_mib = stats.data_remaining.unwrap_or(0) >> 20,
-                    total_mib = stats.data_total.unwrap_or(0) >> 20,
-                    elapsed_ms = stats.time_elapsed.unwrap_or(0),
+                    remaining_mib = job.remaining_bytes >> 20,
+                    total_mib = job.total_bytes >> 20,
+                    elapsed_ms = job.elapsed_ms,
                     "migration in progress"
                 );
             }
         }
         if Instant::now() >= abort_at {
             tracing::warn!(domain = %id.name, "migration did not finish in time; aborting it");
-            let aborted = hv.on(guest, "virDomainAbortJob", until, raw::abort_job);
+            let aborted = hv.abort_job(guest, until);
             // The job ends once aborted and its thread reports how. Half of what is left
             // goes to that wait, the rest to asking where the domain runs now.
             let settle = Instant::now() + until.saturating_duration_since(Instant::now()) / 2;
@@ -324,7 +229,7 @@ pub fn migrate_to(ctx: &Context) -> OcfResult {
                 Ok(Err(_)) => "is not running here any more",
                 Err(_) => "is in an unknown state here",
             };
-            return Err(OcfError::generic(format!(
+            return Err(Error::Failed(format!(
                 "live migration of {} to {target} did not finish within the {}s timeout and was {}; the domain {here}",
                 id.name,
                 deadline.timeout().as_secs(),
@@ -336,41 +241,34 @@ pub fn migrate_to(ctx: &Context) -> OcfResult {
     Ok(ExitCode::Success)
 }
 
-pub fn migrate_from(ctx: &Context) -> OcfResult {
+pub fn migrate_from<H: Host>(host: &H, ctx: &Context) -> Answer {
     let mut res = Resource::load(ctx);
-    let Some(mut id) = res.identity.clone() else {
-        return Err(res
-            .require_config()
-            .err()
-            .unwrap_or_else(|| OcfError::generic("no domain")));
-    };
+    let mut id = res.require_identity()?;
     let until = ctx.deadline.end();
-    let mut hv = res.connect(until).map_err(libvirt_error)?;
+    let mut hv = res.connect(host, until)?;
     if id.uuid_assigned {
         // Whatever this node remembers is older than the domain that just arrived: it
         // is the one the source ran, under the UUID libvirt gave it there.
         id.uuid = None;
     }
-    match state_check(&hv, &id, until, false) {
-        Ok(Ok(g)) => {
+    match state_check(&hv, &id, until, false)? {
+        Ok(g) => {
             if id.uuid.is_none() {
-                id.uuid = Some(hv.uuid_of(g, until).map_err(libvirt_error)?);
+                id.uuid = Some(hv.uuid_of(g, until)?);
                 id.uuid_assigned = true;
             }
             res.identity = Some(id.clone());
         }
-        Ok(Err(_)) => {
-            return Err(OcfError::generic(format!(
+        Err(_) => {
+            return Err(Error::Failed(format!(
                 "migrate_from: domain {} is not running here after a migration from {}",
                 id.name,
                 ctx.env.migrate_source().unwrap_or("?")
             )))
         }
-        Err(Failure::Ocf(e)) => return Err(e),
-        Err(Failure::Libvirt(e)) => return Err(libvirt_error(e)),
     }
-    wait_until_healthy(&res, &mut hv, &id, until, "migrate_from")?;
-    if ctx.params.bool("save_config_on_stop") || ctx.params.bool("sync_config_on_stop") {
+    wait_until_healthy(host, &res, &mut hv, &id, until, "migrate_from")?;
+    if res.params.save_config {
         if let Ok(Found::Ours(g)) = hv.find(&id, until) {
             stop::save_config(&res, &hv, g, until);
         }
@@ -383,34 +281,9 @@ pub fn migrate_from(ctx: &Context) -> OcfResult {
 mod tests {
     use super::*;
 
-    #[test]
-    fn options_map_to_flags() {
-        let o = parse_options(
-            "--live --p2p --tunnelled --persistent --undefinesource --migrateuri=tcp://x",
-        )
-        .unwrap();
-        assert!(o.p2p());
-        assert_eq!(o.migrateuri.as_deref(), Some("tcp://x"));
-        assert_ne!(o.flags & sys::VIR_MIGRATE_TUNNELLED, 0);
-        assert_ne!(o.flags & sys::VIR_MIGRATE_PERSIST_DEST, 0);
-        assert_ne!(o.flags & sys::VIR_MIGRATE_UNDEFINE_SOURCE, 0);
-        assert_eq!(
-            parse_options("--migrateuri tcp://y")
-                .unwrap()
-                .migrateuri
-                .as_deref(),
-            Some("tcp://y")
-        );
-        assert_eq!(parse_options("").unwrap(), MigrateOptions::default());
-        assert!(parse_options("--bogus").unwrap_err().contains("'--bogus'"));
-        assert!(parse_options("--migrateuri").is_err());
-    }
-
-    fn ctx(pairs: &[(&str, &str)]) -> Context {
+    fn ctx(pairs: &[(&str, &str)]) -> Params {
         let env = ocf_common::OcfEnv::from_pairs(pairs.iter().map(|(k, v)| (*k, *v)));
-        let params = ocf_common::Params::parse(&super::super::DESCRIPTION, &env);
-        let deadline = ocf_common::Deadline::new(Instant::now(), Duration::from_secs(20));
-        Context::new(ocf_common::Action::ValidateAll, env, params, deadline)
+        Params::parse(&ocf_common::Params::parse(&super::super::DESCRIPTION, &env))
     }
 
     #[test]
@@ -420,14 +293,13 @@ mod tests {
             ("OCF_RESKEY_migration_user", "root"),
             ("OCF_RESKEY_migration_network_suffix", "-mig"),
             ("OCF_RESKEY_migrateport", "49201"),
-            ("OCF_RESKEY_CRM_meta_migrate_target", "node2.example.com"),
         ]);
         assert_eq!(
             remote_uri(&c, "qemu:///system", "node2.example.com"),
             "qemu+tcp://root@node2-mig.example.com/system"
         );
         assert_eq!(
-            planned_uris(&c, "qemu:///system").unwrap(),
+            planned_uris(&c, Some("node2.example.com"), "qemu:///system"),
             (
                 "qemu+tcp://root@node2-mig.example.com/system".to_string(),
                 Some("tcp:node2-mig.example.com:49201".to_string())
@@ -435,10 +307,10 @@ mod tests {
         );
         // without a target (validate-all outside a migration): %n, and the port range
         let c = ctx(&[("OCF_RESKEY_migration_network_suffix", "-mig")]);
-        let (remote, data) = planned_uris(&c, "qemu+ssh://a:2222/system").unwrap();
+        let (remote, data) = planned_uris(&c, None, "qemu+ssh://a:2222/system");
         assert_eq!(remote, "qemu://%n-mig:2222/system");
         assert_eq!(data.unwrap(), "tcp:%n-mig:<random port in 49152-49215>");
-        let port = migrate_uri(&c, "qemu:///system", "b", &MigrateOptions::default()).unwrap();
+        let port = migrate_uri(&c, "qemu:///system", "b").unwrap();
         let port: u32 = port.strip_prefix("tcp:b-mig:").unwrap().parse().unwrap();
         assert!((49152..49216).contains(&port));
         // remoteuri and migrateuri win, with %n
@@ -448,15 +320,14 @@ mod tests {
             ("OCF_RESKEY_migrate_options", "--migrateuri tcp://ignored"),
             ("OCF_RESKEY_migration_network_suffix", "-mig"),
         ]);
-        let opts = parse_options("--migrateuri tcp://ignored").unwrap();
         assert_eq!(remote_uri(&c, "qemu:///system", "b"), "qemu+ssh://b/system");
         assert_eq!(
-            migrate_uri(&c, "qemu:///system", "b", &opts).as_deref(),
+            migrate_uri(&c, "qemu:///system", "b").as_deref(),
             Some("tcp://b-data")
         );
         // no suffix, no migrateuri: libvirt chooses
         let c = ctx(&[("OCF_RESKEY_migration_transport", "tcp")]);
-        assert_eq!(planned_uris(&c, "qemu:///system").unwrap().1, None);
+        assert_eq!(planned_uris(&c, None, "qemu:///system").1, None);
     }
 
     #[test]

@@ -10,10 +10,13 @@
 
 mod description;
 pub mod domain_xml;
+pub mod error;
+pub mod hypervisor;
 mod identity;
 pub mod libvirt;
 mod migrate;
 mod monitor;
+pub mod params;
 pub mod process;
 mod raw;
 mod scripts;
@@ -30,8 +33,13 @@ use ocf_common::{Action, Agent, AgentDescription, Context, ExitCode, OcfError, O
 
 pub use description::DESCRIPTION;
 use domain_xml::DomainXml;
+use error::Error;
+use hypervisor::{Host, Hypervisor, LibvirtError};
 use identity::Cached;
-use libvirt::{Hypervisor, LibvirtError};
+use params::Params;
+
+/// What an action answers: an exit code, or the failure that [`Error`] turns into one.
+pub type Answer = Result<ExitCode, Error>;
 
 /// The VirtualDomain agent.
 pub struct VirtualDomain;
@@ -42,19 +50,21 @@ impl Agent for VirtualDomain {
     }
 
     fn run(&self, ctx: &Context) -> OcfResult {
-        match ctx.action {
-            Action::Start => start::start(ctx),
-            Action::Stop => stop::stop(ctx),
-            Action::Monitor | Action::Status => monitor::monitor(ctx),
-            Action::MigrateTo => migrate::migrate_to(ctx),
-            Action::MigrateFrom => migrate::migrate_from(ctx),
-            Action::ValidateAll => validate::validate_all(ctx),
-            Action::ReloadAgent => validate::reload_agent(ctx),
-            other => Err(OcfError::unimplemented(format!(
-                "{} is not implemented",
-                other.name()
-            ))),
-        }
+        act(&libvirt::LibvirtHost, ctx).map_err(OcfError::from)
+    }
+}
+
+/// Runs one action on `host` (the real one, or a fake in the unit tests).
+pub fn act<H: Host>(host: &H, ctx: &Context) -> Answer {
+    match ctx.action {
+        Action::Start => start::start(host, ctx),
+        Action::Stop => stop::stop(host, ctx),
+        Action::Monitor | Action::Status => monitor::monitor(host, ctx),
+        Action::MigrateTo => migrate::migrate_to(host, ctx),
+        Action::MigrateFrom => migrate::migrate_from(host, ctx),
+        Action::ValidateAll => validate::validate_all(host, ctx),
+        Action::ReloadAgent => validate::reload_agent(ctx),
+        other => Err(Error::Unimplemented(other.name())),
     }
 }
 
@@ -67,21 +77,6 @@ pub enum ConfigProblem {
     Unreadable(String),
     /// The file is not a domain definition.
     Invalid(String),
-}
-
-impl ConfigProblem {
-    /// The error for actions that need the file: 5 (not installed here), as the shell
-    /// agent answers for a missing or nameless config; 6 when it is not set at all.
-    pub fn to_error(&self) -> OcfError {
-        match self {
-            ConfigProblem::Unset => {
-                OcfError::configured("parameter 'config' is required but not set")
-            }
-            ConfigProblem::Unreadable(why) | ConfigProblem::Invalid(why) => {
-                OcfError::installed(why.clone())
-            }
-        }
-    }
 }
 
 /// The domain's identity: what libvirt knows it by (and what its qemu process is given).
@@ -99,6 +94,8 @@ pub struct Identity {
 /// Everything an action knows about its resource before talking to libvirt.
 pub struct Resource<'a> {
     pub ctx: &'a Context,
+    /// The parameters, typed.
+    pub params: Params,
     /// The config file's text and what was read from it, when usable.
     pub config: Result<(String, DomainXml), ConfigProblem>,
     /// From the config, else from the state file.
@@ -109,13 +106,14 @@ pub struct Resource<'a> {
 
 impl<'a> Resource<'a> {
     pub fn load(ctx: &'a Context) -> Resource<'a> {
-        let config = read_config(ctx);
-        let state_path = identity::path(ctx);
+        let params = Params::parse(&ctx.params);
+        let config = read_config(ctx, params.config.as_deref());
+        let state_path = identity::path(ctx, params.config.as_deref());
         let cached = state_path
             .as_deref()
             .map(identity::load)
             .unwrap_or_default();
-        let believable = believable(ctx, state_path.as_deref(), &cached);
+        let believable = believable(params.config.as_deref(), state_path.as_deref(), &cached);
         let identity = match &config {
             Ok((_, xml)) => {
                 // A config without <uuid>: the UUID libvirt gave the domain at start,
@@ -151,6 +149,7 @@ impl<'a> Resource<'a> {
         };
         Resource {
             ctx,
+            params,
             config,
             identity,
             state_path,
@@ -158,14 +157,28 @@ impl<'a> Resource<'a> {
         }
     }
 
-    /// The config, or the error an action that needs it returns.
-    pub fn require_config(&self) -> OcfResult<&(String, DomainXml)> {
-        self.config.as_ref().map_err(ConfigProblem::to_error)
+    /// The config, or the error an action that needs it returns: 5 (not installed
+    /// here), as the shell agent answers for a missing or nameless config; 6 when it is
+    /// not set at all.
+    pub fn require_config(&self) -> Result<&(String, DomainXml), Error> {
+        self.config.as_ref().map_err(|p| Error::Config(p.clone()))
+    }
+
+    /// The identity of an action that needs one: from the config, else the config's
+    /// problem.
+    pub fn require_identity(&self) -> Result<Identity, Error> {
+        match &self.identity {
+            Some(id) => Ok(id.clone()),
+            None => Err(self
+                .require_config()
+                .err()
+                .unwrap_or_else(|| Error::Failed("internal error: no domain identity".into()))),
+        }
     }
 
     /// The hypervisor URI parameter (`None`: libvirt's default).
     pub fn uri(&self) -> Option<&str> {
-        self.ctx.params.str("hypervisor")
+        self.params.hypervisor.as_deref()
     }
 
     /// The URI libvirt is asked for: the parameter, else `LIBVIRT_DEFAULT_URI` (`None`:
@@ -178,15 +191,15 @@ impl<'a> Resource<'a> {
 
     /// Whether libvirt's answer may be replaced by the guest's own process, and the
     /// process evidence of this host if so (`Err`: why there is none).
-    pub fn processes(&self) -> Result<process::Processes, String> {
+    pub fn processes<H: Host>(&self, host: &H) -> Result<process::Processes, String> {
         process::is_authoritative(self.effective_uri())?;
-        Ok(process::Processes::system())
+        Ok(host.processes())
     }
 
     /// Opens the hypervisor connection, bounded by `until`.
-    pub fn connect(&self, until: Instant) -> Result<Hypervisor, LibvirtError> {
+    pub fn connect<H: Host>(&self, host: &H, until: Instant) -> Result<H::Hv, LibvirtError> {
         let t = Instant::now();
-        let hv = Hypervisor::open(self.uri(), until)?;
+        let hv = host.connect(self.uri(), until)?;
         tracing::debug!(
             uri = hv.uri(),
             ms = t.elapsed().as_millis() as u64,
@@ -206,7 +219,7 @@ impl<'a> Resource<'a> {
             // Written by older versions; the process fallback no longer uses it.
             new.set("emulator", None);
         }
-        if let Some(cfg) = self.ctx.params.str("config") {
+        if let Some(cfg) = &self.params.config {
             new.set("config", Some(cfg));
         }
         update(&mut new);
@@ -217,13 +230,13 @@ impl<'a> Resource<'a> {
 /// Whether the state file's identity belongs to this resource as configured now: written
 /// for the same `config` path, and in a place only this user could have written it.
 fn believable(
-    ctx: &Context,
+    config: Option<&str>,
     state_path: Option<&std::path::Path>,
     cached: &Cached,
 ) -> Result<(), String> {
     let path = state_path.ok_or("no state file")?;
     identity::trusted(path)?;
-    let config = ctx.params.str("config").unwrap_or("");
+    let config = config.unwrap_or("");
     match cached.get("config") {
         Some(c) if c == config => Ok(()),
         Some(c) => Err(format!(
@@ -254,8 +267,8 @@ pub fn config_read_until(until: Instant) -> Instant {
     now + CONFIG_READ_BUDGET.min(until.saturating_duration_since(now) / 4)
 }
 
-fn read_config(ctx: &Context) -> Result<(String, DomainXml), ConfigProblem> {
-    let path = ctx.params.str("config").ok_or(ConfigProblem::Unset)?;
+fn read_config(ctx: &Context, path: Option<&str>) -> Result<(String, DomainXml), ConfigProblem> {
+    let path = path.ok_or(ConfigProblem::Unset)?;
     let until = config_read_until(ctx.deadline.end());
     let bytes = match regular_file::read_within(Path::new(path), CONFIG_RULES, until) {
         Ok(Some(bytes)) => bytes,
@@ -289,17 +302,6 @@ fn read_config(ctx: &Context) -> Result<(String, DomainXml), ConfigProblem> {
     Ok((text, xml))
 }
 
-/// The error for an unreachable or hung libvirt in actions that cannot do without it.
-pub fn libvirt_error(e: LibvirtError) -> OcfError {
-    OcfError::generic(e.to_string())
-}
-
-/// Ok(()) when the result is "running"; used by start and migrate_from to wait for a full
-/// monitor.
-pub fn is_success(r: &OcfResult) -> bool {
-    matches!(r, Ok(ExitCode::Success))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -312,8 +314,12 @@ mod tests {
         Context::new(Action::Monitor, env, params, deadline)
     }
 
+    fn read(config: &Path) -> Result<(String, DomainXml), ConfigProblem> {
+        read_config(&ctx(config), config.to_str())
+    }
+
     fn problem(config: &Path) -> ConfigProblem {
-        read_config(&ctx(config)).expect_err("the config must be refused")
+        read(config).expect_err("the config must be refused")
     }
 
     const XML: &str = "<domain type='qemu'><name>vm1</name></domain>";
@@ -323,11 +329,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("vm1.xml");
         std::fs::write(&file, XML).unwrap();
-        let (text, xml) = read_config(&ctx(&file)).unwrap();
+        let (text, xml) = read(&file).unwrap();
         assert_eq!((text.as_str(), xml.name.as_str()), (XML, "vm1"));
         let link = dir.path().join("link.xml");
         std::os::unix::fs::symlink(&file, &link).unwrap();
-        assert_eq!(read_config(&ctx(&link)).unwrap().1.name, "vm1");
+        assert_eq!(read(&link).unwrap().1.name, "vm1");
     }
 
     #[test]
@@ -403,7 +409,7 @@ mod tests {
         );
         // It fails the actions that need the file with ERR_INSTALLED, as a bad file does.
         assert_eq!(
-            ConfigProblem::Invalid(why).to_error().code,
+            Error::Config(ConfigProblem::Invalid(why)).code(),
             ExitCode::ErrInstalled
         );
     }

@@ -8,11 +8,13 @@
 
 use std::time::{Duration, Instant};
 
-use ocf_common::{Context, ExitCode, OcfError, OcfResult};
+use ocf_common::{Context, ExitCode};
 
-use super::libvirt::{bounded, DomainState, Guest, Hypervisor, LibvirtError, Seen};
+use super::error::Error;
+use super::hypervisor::{DomainState, Host, Hypervisor, LibvirtError, Seen};
+use super::libvirt::bounded;
 use super::process::{self, Evidence};
-use super::{libvirt_error, scripts, utilization, ConfigProblem, Identity, Resource};
+use super::{scripts, utilization, Answer, ConfigProblem, Identity, Resource};
 
 /// Time kept at the end of a monitor for the process fallback and the reply: 1.5 s, or a
 /// quarter of a shorter timeout (libvirt is always asked first).
@@ -20,13 +22,13 @@ fn fallback_reserve(span: Duration) -> Duration {
     (span / 4).min(Duration::from_millis(1500))
 }
 
-pub fn monitor(ctx: &Context) -> OcfResult {
+pub fn monitor<H: Host>(host: &H, ctx: &Context) -> Answer {
     let res = Resource::load(ctx);
     let Some(id) = res.identity.clone() else {
         // Nothing was ever started here that we could name.
         return match &res.config {
             Err(ConfigProblem::Invalid(why)) if !ctx.is_probe() => {
-                Err(OcfError::installed(why.clone()))
+                Err(Error::Config(ConfigProblem::Invalid(why.clone())))
             }
             Err(problem) => {
                 if !ctx.is_probe() {
@@ -34,52 +36,35 @@ pub fn monitor(ctx: &Context) -> OcfResult {
                 }
                 Ok(ExitCode::NotRunning)
             }
-            Ok(_) => unreachable_identity(),
+            Ok(_) => Err(Error::Failed(
+                "internal error: config parsed without an identity".into(),
+            )),
         };
     };
     let until = ctx
         .deadline
         .reserving(fallback_reserve(ctx.deadline.span()))
         .end();
-    let hv = match res.connect(until) {
+    let hv = match res.connect(host, until) {
         Ok(hv) => hv,
-        Err(e) if e.is_unreachable() => return from_process(&res, &id, e),
-        Err(e) => return Err(libvirt_error(e)),
+        Err(e) if e.is_unreachable() => return from_process(host, &res, &id, e),
+        Err(e) => return Err(e.into()),
     };
     match full_check(&res, &hv, &id, until) {
-        Err(Failure::Libvirt(e)) if e.is_unreachable() => from_process(&res, &id, e),
-        Err(Failure::Libvirt(e)) => Err(libvirt_error(e)),
-        Err(Failure::Ocf(e)) => Err(e),
-        Ok(code) => Ok(code),
+        Err(Error::Libvirt { doing: None, error }) if error.is_unreachable() => {
+            from_process(host, &res, &id, error)
+        }
+        other => other,
     }
 }
 
-/// The identity is always known when the config parsed: this is never reached.
-fn unreachable_identity() -> OcfResult {
-    Err(OcfError::generic(
-        "internal error: config parsed without an identity",
-    ))
-}
-
-/// What can stop a check.
-pub enum Failure {
-    Libvirt(LibvirtError),
-    Ocf(OcfError),
-}
-
-impl From<LibvirtError> for Failure {
-    fn from(e: LibvirtError) -> Failure {
-        Failure::Libvirt(e)
-    }
-}
-
-/// The domain's state mapped to the monitor's answer (`Ok(Some(guest))`: running).
-pub fn state_check(
-    hv: &Hypervisor,
+/// The domain's state mapped to the monitor's answer (`Ok(Ok(guest))`: running).
+pub fn state_check<V: Hypervisor>(
+    hv: &V,
     id: &Identity,
     until: Instant,
     probe: bool,
-) -> Result<Result<Guest, ExitCode>, Failure> {
+) -> Result<Result<V::Guest, ExitCode>, Error> {
     match hv.state_of(id, until)? {
         Seen::Ours(g, s) if s.is_active() => Ok(Ok(g)),
         Seen::Ours(_, DomainState::ShutOff) | Seen::Absent => {
@@ -97,29 +82,21 @@ pub fn state_check(
             );
             Ok(Err(ExitCode::NotRunning))
         }
-        Seen::Ours(_, s) => Err(Failure::Ocf(OcfError::generic(format!(
-            "domain {} is {}",
-            id.name,
-            s.describe()
-        )))),
+        Seen::Ours(_, state) => Err(Error::State {
+            name: id.name.clone(),
+            state,
+        }),
     }
 }
 
 /// The whole monitor against an open connection: state, monitor_scripts, utilization,
 /// identity cache. Shared by monitor, start and migrate_from.
-pub fn full_check(
-    res: &Resource,
-    hv: &Hypervisor,
-    id: &Identity,
-    until: Instant,
-) -> Result<ExitCode, Failure> {
+pub fn full_check<V: Hypervisor>(res: &Resource, hv: &V, id: &Identity, until: Instant) -> Answer {
     let guest = match state_check(hv, id, until, res.ctx.is_probe())? {
         Ok(g) => g,
         Err(code) => return Ok(code),
     };
-    if let Some(list) = res.ctx.params.str("monitor_scripts") {
-        scripts::run_all(list, &id.name, until).map_err(Failure::Ocf)?;
-    }
+    scripts::run_all(&res.params.monitor_scripts, &id.name, until)?;
     let published = utilization::update(res, hv, guest, until);
     res.remember(|c| {
         for (k, v) in published {
@@ -131,15 +108,16 @@ pub fn full_check(
 
 /// libvirt cannot answer: the guest's own process does, where it can be authoritative.
 /// Never 7: without libvirt, "not running" is not known, only "no process" (an error).
-fn from_process(res: &Resource, id: &Identity, e: LibvirtError) -> OcfResult {
-    let host = res
-        .processes()
-        .map_err(|why| OcfError::generic(format!("{e}; {why}")))?;
+fn from_process<H: Host>(host: &H, res: &Resource, id: &Identity, e: LibvirtError) -> Answer {
+    let procs = res.processes(host).map_err(|why| Error::Unproven {
+        error: e.clone(),
+        why,
+    })?;
     // Reading a process's command line can block (a process stuck with its memory map
     // locked): the scan is bounded like a libvirt call, by the action's deadline (the
     // reserve kept for the fallback is for this).
     let (guest, until) = (id.clone(), res.ctx.deadline.end());
-    let found = bounded(until, "scan /proc", move || host.find(&guest))
+    let found = bounded(until, "scan /proc", move || procs.find(&guest))
         .unwrap_or_else(|_| Evidence::Unknown("reading /proc did not finish in time".into()));
     match found {
         Evidence::Alive(pids) => {
@@ -147,43 +125,43 @@ fn from_process(res: &Resource, id: &Identity, e: LibvirtError) -> OcfResult {
             tracing::warn!(domain = %id.name, pid = %pids, "{e}; its hypervisor process {pids} is alive: reporting it running");
             Ok(ExitCode::Success)
         }
-        Evidence::Gone => Err(OcfError::generic(format!(
-            "{e}; no running hypervisor process found for domain {}",
-            id.name
-        ))),
-        Evidence::Unknown(why) => Err(OcfError::generic(format!(
-            "{e}; cannot tell whether domain {} runs: {why}",
-            id.name
-        ))),
+        Evidence::Gone => Err(Error::Unproven {
+            error: e,
+            why: format!("no running hypervisor process found for domain {}", id.name),
+        }),
+        Evidence::Unknown(why) => Err(Error::Unproven {
+            error: e,
+            why: format!("cannot tell whether domain {} runs: {why}", id.name),
+        }),
     }
 }
 
 /// Repeats the full check until it succeeds or `until` passes (start, migrate_from).
 /// A connection that broke (libvirtd restarted) is opened anew and the wait goes on.
-pub fn wait_until_healthy(
+pub fn wait_until_healthy<H: Host>(
+    host: &H,
     res: &Resource,
-    hv: &mut Hypervisor,
+    hv: &mut H::Hv,
     id: &Identity,
     until: Instant,
-    what: &str,
-) -> OcfResult {
+    action: &'static str,
+) -> Answer {
     let mut last = String::new();
     loop {
         let why = match full_check(res, hv, id, until) {
             Ok(ExitCode::Success) => return Ok(ExitCode::Success),
             Ok(code) => format!("domain {} is not running ({})", id.name, code.name()),
-            Err(Failure::Ocf(e)) => e.reason().to_string(),
-            Err(Failure::Libvirt(e)) if e.is_unreachable() => {
-                tracing::warn!(domain = %id.name, "{e}; reconnecting");
-                match res.connect(until) {
+            Err(Error::Libvirt { error, .. }) if error.is_unreachable() => {
+                tracing::warn!(domain = %id.name, "{error}; reconnecting");
+                match res.connect(host, until) {
                     Ok(fresh) => {
                         *hv = fresh;
-                        e.to_string()
+                        error.to_string()
                     }
                     Err(again) => again.to_string(),
                 }
             }
-            Err(Failure::Libvirt(e)) => e.to_string(),
+            Err(e) => e.reason(),
         };
         // A check cut short by the deadline says less than the last complete one
         // (a failing monitor script would be reported as merely "did not finish").
@@ -191,7 +169,7 @@ pub fn wait_until_healthy(
             last = why;
         }
         if Instant::now() + Duration::from_millis(200) >= until {
-            return Err(OcfError::generic(format!("{what} timed out: {last}")));
+            return Err(Error::TimedOut { action, last });
         }
         std::thread::sleep(Duration::from_millis(200));
     }

@@ -7,19 +7,20 @@
 use std::time::Instant;
 
 use ocf_common::child::{self, RunError, REASON_EXCERPT};
-use ocf_common::OcfError;
+
+use super::error::Error;
 
 /// Runs every script; the first that fails (or does not finish by `until`) fails the
 /// monitor with (the start of) its output in the reason; what was kept of the output
 /// goes to the log.
-pub fn run_all(list: &str, domain: &str, until: Instant) -> Result<(), OcfError> {
-    for script in list.split_whitespace() {
+pub fn run_all(list: &[String], domain: &str, until: Instant) -> Result<(), Error> {
+    for script in list {
         run_one(script, domain, until)?;
     }
     Ok(())
 }
 
-fn run_one(script: &str, domain: &str, until: Instant) -> Result<(), OcfError> {
+fn run_one(script: &str, domain: &str, until: Instant) -> Result<(), Error> {
     let done = match child::run(script, &[] as &[&str], until) {
         Ok(done) => done,
         Err(e @ RunError::TimedOut { .. }) => {
@@ -28,12 +29,12 @@ fn run_one(script: &str, domain: &str, until: Instant) -> Result<(), OcfError> {
                 "monitor_scripts: {script} {e}; its output: {}",
                 e.output()
             );
-            return Err(OcfError::generic(format!(
+            return Err(Error::Tool(format!(
                 "monitor_scripts: {script} {e} (domain {domain})"
             )));
         }
         Err(e) => {
-            return Err(OcfError::generic(format!(
+            return Err(Error::Tool(format!(
                 "monitor_scripts: {script} {e} (domain {domain})"
             )))
         }
@@ -48,7 +49,7 @@ fn run_one(script: &str, domain: &str, until: Instant) -> Result<(), OcfError> {
         "monitor_scripts: {script} {}: {output}",
         done.how()
     );
-    Err(OcfError::generic(format!(
+    Err(Error::Tool(format!(
         "monitor_scripts: {script} {}: {}",
         done.how(),
         child::excerpt(&output, REASON_EXCERPT)
@@ -60,13 +61,20 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    fn list(words: &str) -> Vec<String> {
+        words.split_whitespace().map(str::to_string).collect()
+    }
+
     #[test]
     fn passing_failing_and_hanging_scripts() {
         let soon = Instant::now() + Duration::from_secs(5);
-        run_all("/bin/true /bin/true", "d", soon).unwrap();
-        let e = run_all("/bin/true /bin/false", "d", soon).unwrap_err();
-        assert_eq!(e.reason(), "monitor_scripts: /bin/false exited 1:");
-        let e = run_all("/nonexistent-script", "d", soon).unwrap_err();
+        run_all(&list("/bin/true /bin/true"), "d", soon).unwrap();
+        let e = run_all(&list("/bin/true /bin/false"), "d", soon).unwrap_err();
+        assert_eq!(
+            ocf_common::OcfError::from(e).reason(),
+            "monitor_scripts: /bin/false exited 1:"
+        );
+        let e = run_all(&list("/nonexistent-script"), "d", soon).unwrap_err();
         assert!(
             e.reason()
                 .starts_with("monitor_scripts: /nonexistent-script cannot be run: "),
@@ -80,7 +88,7 @@ mod tests {
             .unwrap();
         let t = Instant::now();
         let e = run_all(
-            hang.to_str().unwrap(),
+            &list(hang.to_str().unwrap()),
             "d",
             Instant::now() + Duration::from_millis(500),
         )
@@ -97,7 +105,7 @@ mod tests {
         std::fs::write(&out, "#!/bin/sh\necho guest not ready\nexit 3\n").unwrap();
         std::fs::set_permissions(&out, std::os::unix::fs::PermissionsExt::from_mode(0o755))
             .unwrap();
-        let e = run_all(out.to_str().unwrap(), "d", soon).unwrap_err();
+        let e = run_all(&list(out.to_str().unwrap()), "d", soon).unwrap_err();
         assert!(
             e.reason().ends_with("exited 3: guest not ready"),
             "{}",
@@ -118,7 +126,7 @@ mod tests {
             .unwrap();
         let t = Instant::now();
         let e = run_all(
-            big.to_str().unwrap(),
+            &list(big.to_str().unwrap()),
             "d",
             Instant::now() + Duration::from_secs(20),
         )

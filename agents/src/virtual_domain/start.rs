@@ -11,33 +11,32 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use ocf_common::{child, statefile, Context, ExitCode, OcfError, OcfResult};
-use virt::sys;
+use ocf_common::{child, statefile, Context, ExitCode};
 
-use super::libvirt::{same_uuid, DomainState, Found, Guest, Hypervisor, Seen};
+use super::error::Error;
+use super::hypervisor::{same_uuid, DomainState, Found, Host, Hypervisor, Seen};
 use super::monitor::wait_until_healthy;
-use super::{libvirt_error, utilization, validate, Identity, Resource};
+use super::params::Params;
+use super::{utilization, validate, Answer, Identity, Resource};
 
-pub fn start(ctx: &Context) -> OcfResult {
+pub fn start<H: Host>(host: &H, ctx: &Context) -> Answer {
     let t = Instant::now();
     let mut res = Resource::load(ctx);
-    validate::parameters(ctx)?;
+    res.params.check()?;
     validate::local(&res)?;
     let (xml_text, _) = res.require_config()?.clone();
-    let mut id = res
-        .identity
-        .clone()
-        .ok_or_else(|| OcfError::generic("internal error: config parsed without an identity"))?;
+    let mut id = res.require_identity()?;
     let until = ctx.deadline.end();
-    let mut hv = res.connect(until).map_err(libvirt_error)?;
+    let mut hv = res.connect(host, until)?;
 
-    match hv.state_of(&id, until).map_err(libvirt_error)? {
+    match hv.state_of(&id, until)? {
         Seen::Foreign { uuid } => {
-            return Err(OcfError::generic(format!(
-                "domain {} already exists with UUID {uuid}, not this resource's {}: not starting a second domain of that name",
-                id.name,
-                id.uuid.as_deref().unwrap_or("?")
-            )))
+            return Err(Error::NotOurs {
+                name: id.name.clone(),
+                ours: id.uuid.clone(),
+                theirs: uuid,
+                doing: "already exists and",
+            })
         }
         Seen::Ours(_, s) if s.is_active() => {
             tracing::info!(domain = %id.name, "already running");
@@ -47,7 +46,7 @@ pub fn start(ctx: &Context) -> OcfResult {
         // Crashed or suspended: it is not running; clear it away before starting anew.
         Seen::Ours(g, s) if s != DomainState::ShutOff => {
             tracing::warn!(domain = %id.name, "domain is {}; destroying it before the start", s.describe());
-            let _ = hv.on(g, "virDomainDestroy", until, |d| d.destroy());
+            let _ = hv.destroy(g, false, until);
         }
         Seen::Ours(..) | Seen::Absent => {}
     }
@@ -57,53 +56,53 @@ pub fn start(ctx: &Context) -> OcfResult {
         id.uuid_assigned = false;
     }
 
-    let restored = restore_snapshot(ctx, &hv, &id, until)?;
+    let restored = restore_snapshot(&res.params, &hv, &id, until)?;
     let mut created = None;
     if !restored {
-        if ctx.params.bool("start_resources") {
+        if res.params.start_resources {
             start_resources(&hv, &res, until)?;
         }
-        if ctx.params.str("backingfile").is_some() {
-            created = Some(start_over_backing_file(ctx, &hv, &id, &xml_text, until)?);
+        if res.params.backingfile.is_some() {
+            created = Some(start_over_backing_file(
+                &res.params,
+                &hv,
+                &id,
+                &xml_text,
+                until,
+            )?);
         } else {
             remove_stale_definition(
                 &hv,
                 &id,
                 &xml_text,
-                ctx.params.str("config").unwrap_or(""),
+                res.params.config.as_deref().unwrap_or(""),
                 until,
             )?;
-            let xml = xml_text.clone();
-            let dom = hv
-                .call("virDomainCreateXML", until, move |c| {
-                    c.create_domain_xml(&xml, 0)
-                })
-                .map_err(|e| {
-                    OcfError::generic(format!("Failed to start virtual domain {}: {e}", id.name))
-                })?;
-            created = Some(Guest {
-                dom: Box::leak(Box::new(dom)),
-            });
+            let dom = hv.create_xml(&xml_text, until).map_err(|e| {
+                Error::libvirt(format!("Failed to start virtual domain {}", id.name), e)
+            })?;
+            created = Some(dom);
         }
     }
     // What runs now is what libvirt says it created: its name and UUID, not our reading
     // of the file, are what every later action looks for.
     let guest = match created {
         Some(g) => g,
-        None => match hv.find(&id, until).map_err(libvirt_error)? {
+        None => match hv.find(&id, until)? {
             Found::Ours(g) => g,
             Found::Absent => {
-                return Err(OcfError::generic(format!(
+                return Err(Error::Failed(format!(
                     "domain {} is not known to libvirt after its start",
                     id.name
                 )))
             }
             Found::Foreign { uuid } => {
-                return Err(OcfError::generic(format!(
-                    "the restored domain {} has UUID {uuid}, not this resource's {}",
-                    id.name,
-                    id.uuid.as_deref().unwrap_or("?")
-                )))
+                return Err(Error::NotOurs {
+                    name: id.name.clone(),
+                    ours: id.uuid.clone(),
+                    theirs: uuid,
+                    doing: "as restored",
+                })
             }
         },
     };
@@ -111,7 +110,7 @@ pub fn start(ctx: &Context) -> OcfResult {
     res.identity = Some(id.clone());
     res.remember(utilization::forget_published);
     utilization::forget_published(&mut res.cached);
-    wait_until_healthy(&res, &mut hv, &id, until, "start")?;
+    wait_until_healthy(host, &res, &mut hv, &id, until, "start")?;
     tracing::info!(domain = %id.name, ms = t.elapsed().as_millis() as u64, "domain started");
     Ok(ExitCode::Success)
 }
@@ -119,16 +118,14 @@ pub fn start(ctx: &Context) -> OcfResult {
 /// The identity of the domain libvirt created: its name and UUID as libvirt reports them.
 /// A domain that is not the one the config describes (another name, or another UUID than
 /// the config's) is destroyed at once: nothing would ever monitor or stop it.
-fn check_created(
-    hv: &Hypervisor,
-    guest: Guest,
+fn check_created<V: Hypervisor>(
+    hv: &V,
+    guest: V::Guest,
     id: Identity,
     until: Instant,
-) -> OcfResult<Identity> {
-    let name = hv
-        .on(guest, "virDomainGetName", until, |d| d.name())
-        .map_err(libvirt_error)?;
-    let uuid = hv.uuid_of(guest, until).map_err(libvirt_error)?;
+) -> Result<Identity, Error> {
+    let name = hv.name_of(guest, until)?;
+    let uuid = hv.uuid_of(guest, until)?;
     let wrong = if name != id.name {
         Some(format!("is named {name}, not {}", id.name))
     } else {
@@ -138,8 +135,8 @@ fn check_created(
         }
     };
     if let Some(wrong) = wrong {
-        let destroyed = hv.on(guest, "virDomainDestroy", until, |d| d.destroy());
-        return Err(OcfError::generic(format!(
+        let destroyed = hv.destroy(guest, false, until);
+        return Err(Error::Failed(format!(
             "the domain libvirt started {wrong} as read from the config; {}",
             if destroyed.is_ok() {
                 "destroyed it"
@@ -156,34 +153,31 @@ fn check_created(
 }
 
 /// `<snapshot>/<name>.state`, the memory image stop saved.
-pub fn snapshot_path(ctx: &Context, name: &str) -> Option<PathBuf> {
-    ctx.params
-        .str("snapshot")
+pub fn snapshot_path(p: &Params, name: &str) -> Option<PathBuf> {
+    p.snapshot
+        .as_deref()
         .map(|dir| Path::new(dir).join(format!("{name}.state")))
 }
 
 /// Restores a saved memory image if there is one; the image is removed once restored.
-fn restore_snapshot(
-    ctx: &Context,
-    hv: &Hypervisor,
+fn restore_snapshot<V: Hypervisor>(
+    p: &Params,
+    hv: &V,
     id: &Identity,
     until: Instant,
-) -> OcfResult<bool> {
-    let Some(path) = snapshot_path(ctx, &id.name) else {
+) -> Result<bool, Error> {
+    let Some(path) = snapshot_path(p, &id.name) else {
         return Ok(false);
     };
     if !path.is_file() {
         return Ok(false);
     }
-    let p = path.to_string_lossy().into_owned();
-    hv.call("virDomainRestore", until, move |c| c.restore_domain(&p))
-        .map_err(|e| {
-            OcfError::generic(format!(
-                "Failed to restore {} from {}: {e}",
-                id.name,
-                path.display()
-            ))
-        })?;
+    hv.restore(&path.to_string_lossy(), until).map_err(|e| {
+        Error::libvirt(
+            format!("Failed to restore {} from {}", id.name, path.display()),
+            e,
+        )
+    })?;
     if let Err(e) = std::fs::remove_file(&path) {
         tracing::warn!("restored, but cannot remove {}: {e}", path.display());
     }
@@ -194,17 +188,17 @@ fn restore_snapshot(
 /// A persistent definition of the domain that is not running would make the transient
 /// create fail: undefine it. If that removed the config file (it lived in libvirt's own
 /// directory), write the file back.
-fn remove_stale_definition(
-    hv: &Hypervisor,
+fn remove_stale_definition<V: Hypervisor>(
+    hv: &V,
     id: &Identity,
     xml: &str,
     config: &str,
     until: Instant,
-) -> OcfResult<()> {
-    let Found::Ours(g) = hv.find(id, until).map_err(libvirt_error)? else {
+) -> Result<(), Error> {
+    let Found::Ours(g) = hv.find(id, until)? else {
         return Ok(());
     };
-    if hv.state(g, until).map_err(libvirt_error)? == DomainState::Absent {
+    if hv.state(g, until)? == DomainState::Absent {
         return Ok(());
     }
     tracing::info!(domain = %id.name, "undefining its inactive persistent definition before a transient start");
@@ -212,54 +206,33 @@ fn remove_stale_definition(
     let mode = std::fs::metadata(config)
         .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777)
         .unwrap_or(0o600);
-    let flags = sys::VIR_DOMAIN_UNDEFINE_KEEP_NVRAM | sys::VIR_DOMAIN_UNDEFINE_MANAGED_SAVE;
-    hv.on(g, "virDomainUndefineFlags", until, move |d| {
-        d.undefine_flags(flags)
-    })
-    .map_err(|e| {
-        OcfError::generic(format!(
-            "cannot undefine the stale definition of {}: {e}",
-            id.name
-        ))
+    hv.undefine(g, until).map_err(|e| {
+        Error::libvirt(
+            format!("cannot undefine the stale definition of {}", id.name),
+            e,
+        )
     })?;
     if !config.is_empty() && !Path::new(config).exists() {
         tracing::warn!("undefine removed {config}; writing it back");
-        statefile::write_atomic(Path::new(config), xml.as_bytes(), mode).map_err(|e| {
-            OcfError::generic(format!("cannot restore {config} after undefine: {e}"))
-        })?;
+        statefile::write_atomic(Path::new(config), xml.as_bytes(), mode)
+            .map_err(|e| Error::Failed(format!("cannot restore {config} after undefine: {e}")))?;
     }
     Ok(())
 }
 
 /// start_resources: the storage pools and networks the config uses, started (active
 /// pools refreshed). Used on this host by start and on the target by migrate_to.
-pub fn start_resources(hv: &Hypervisor, res: &Resource, until: Instant) -> OcfResult<()> {
+pub fn start_resources<V: Hypervisor>(hv: &V, res: &Resource, until: Instant) -> Result<(), Error> {
     let Ok((_, xml)) = &res.config else {
         return Ok(());
     };
-    for pool in xml.pools.clone() {
-        let name = pool.clone();
-        hv.call("storage pool start", until, move |c| {
-            let p = c.lookup_storage_pool_by_name(&name)?;
-            let r = if p.is_active()? {
-                p.refresh(0)
-            } else {
-                p.create(0)
-            };
-            std::mem::forget(p);
-            r
-        })
-        .map_err(|e| OcfError::generic(format!("Failed to start storage pool {pool}: {e}")))?;
+    for pool in &xml.pools {
+        hv.start_pool(pool, until)
+            .map_err(|e| Error::libvirt(format!("Failed to start storage pool {pool}"), e))?;
     }
-    for net in xml.networks.clone() {
-        let name = net.clone();
-        hv.call("network start", until, move |c| {
-            let n = c.lookup_network_by_name(&name)?;
-            let r = if n.is_active()? { Ok(()) } else { n.create() };
-            std::mem::forget(n);
-            r
-        })
-        .map_err(|e| OcfError::generic(format!("Failed to start network {net}: {e}")))?;
+    for net in &xml.networks {
+        hv.start_network(net, until)
+            .map_err(|e| Error::libvirt(format!("Failed to start network {net}"), e))?;
     }
     Ok(())
 }
@@ -280,20 +253,20 @@ fn image_format(path: &Path) -> &'static str {
     }
 }
 
-fn start_over_backing_file(
-    ctx: &Context,
-    hv: &Hypervisor,
+fn start_over_backing_file<V: Hypervisor>(
+    p: &Params,
+    hv: &V,
     id: &Identity,
     xml: &str,
     until: Instant,
-) -> OcfResult<Guest> {
-    let backing = ctx.params.str("backingfile").unwrap_or_default();
-    let config = ctx.params.str("config").unwrap_or_default();
+) -> Result<V::Guest, Error> {
+    let backing = p.backingfile.as_deref().unwrap_or_default();
+    let config = p.config.as_deref().unwrap_or_default();
     let overlay = overlay_path(config);
     let empty = std::fs::metadata(&overlay)
         .map(|m| m.len() == 0)
         .unwrap_or(true);
-    let fresh = ctx.params.bool("stateless") || empty;
+    let fresh = p.stateless || empty;
     if fresh {
         let _ = std::fs::remove_file(&overlay);
         let args: Vec<String> = vec![
@@ -309,49 +282,37 @@ fn start_over_backing_file(
         ];
         run_tool("qemu-img", &args, until)?;
     }
-    let text = xml.to_string();
-    let dom = hv
-        .call("virDomainDefineXML", until, move |c| {
-            c.define_domain_xml(&text)
-        })
-        .map_err(|e| {
-            OcfError::generic(format!("Failed to define virtual domain {}: {e}", id.name))
-        })?;
-    let guest = Guest {
-        dom: Box::leak(Box::new(dom)),
-    };
-    if fresh {
-        if let Some(dirs) = ctx.params.str("copyindirs") {
-            let mut args = vec!["-d".to_string(), id.name.clone()];
-            args.extend(dirs.split_whitespace().map(str::to_string));
-            args.push("/".into());
-            run_tool("virt-copy-in", &args, until)?;
-        }
+    let guest = hv
+        .define_xml(xml, until)
+        .map_err(|e| Error::libvirt(format!("Failed to define virtual domain {}", id.name), e))?;
+    if fresh && !p.copyindirs.is_empty() {
+        let mut args = vec!["-d".to_string(), id.name.clone()];
+        args.extend(p.copyindirs.iter().cloned());
+        args.push("/".into());
+        run_tool("virt-copy-in", &args, until)?;
     }
-    hv.on(guest, "virDomainCreate", until, |d| d.create())
-        .map_err(|e| {
-            OcfError::generic(format!("Failed to start virtual domain {}: {e}", id.name))
-        })?;
+    hv.create(guest, until)
+        .map_err(|e| Error::libvirt(format!("Failed to start virtual domain {}", id.name), e))?;
     Ok(guest)
 }
 
 /// Runs a helper program (no shell) through the agent's child runner (output drained
 /// and capped, the program and its descendants killed at `until`); fails with the start
 /// of its output in the reason, what was kept of it in the log.
-pub fn run_tool(program: &str, args: &[String], until: Instant) -> OcfResult<()> {
+pub fn run_tool(program: &str, args: &[String], until: Instant) -> Result<(), Error> {
     let command = format!("{program} {}", args.join(" "));
     let done = child::run(program, args, until).map_err(|e| {
         if matches!(e, child::RunError::TimedOut { .. }) {
             tracing::warn!("{command} {e}; its output: {}", e.output());
         }
-        OcfError::generic(format!("{program} {e}"))
+        Error::Tool(format!("{program} {e}"))
     })?;
     if done.success() {
         return Ok(());
     }
     let output = done.output();
     tracing::warn!("{command} {}: {output}", done.how());
-    Err(OcfError::generic(format!(
+    Err(Error::Tool(format!(
         "{command} failed ({}): {}",
         done.how(),
         child::excerpt(&output, child::REASON_EXCERPT)

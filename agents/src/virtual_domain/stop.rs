@@ -8,13 +8,14 @@
 
 use std::time::{Duration, Instant};
 
-use ocf_common::{regular_file, statefile, Context, Deadline, ExitCode, OcfError, OcfResult};
-use virt::sys;
+use ocf_common::{regular_file, statefile, Context, Deadline, ExitCode};
 
-use super::libvirt::{bounded, DomainState, Guest, Hypervisor, LibvirtError, Seen};
+use super::error::Error;
+use super::hypervisor::{DomainState, Host, Hypervisor, LibvirtError, Seen, EVENT_STOPPED};
+use super::libvirt::bounded;
 use super::process;
 use super::start::snapshot_path;
-use super::{raw, Identity, Resource};
+use super::{Answer, Identity, Resource};
 
 /// The part of a stop's libvirt time kept for destroying the domain after a graceful
 /// shutdown did not finish: a third of it, at most 20 seconds (libvirt's own destroy may
@@ -33,7 +34,7 @@ fn kill_budget(span: Duration) -> Duration {
 /// Pause between attempts to reach a libvirtd that went away.
 const RECONNECT_PAUSE: Duration = Duration::from_millis(200);
 
-pub fn stop(ctx: &Context) -> OcfResult {
+pub fn stop<H: Host>(host: &H, ctx: &Context) -> Answer {
     let t = Instant::now();
     let mut res = Resource::load(ctx);
     let Some(id) = res.identity.clone() else {
@@ -45,7 +46,7 @@ pub fn stop(ctx: &Context) -> OcfResult {
     let libvirt_until = deadline.reserving(kill_budget(deadline.span()));
     let mut lost: Option<LibvirtError> = None;
     let result = loop {
-        let attempt = match res.connect(libvirt_until.end()) {
+        let attempt = match res.connect(host, libvirt_until.end()) {
             Ok(hv) => stop_with_libvirt(&res, &hv, &id, libvirt_until),
             Err(e) => Err(e),
         };
@@ -81,21 +82,21 @@ pub fn stop(ctx: &Context) -> OcfResult {
             tracing::info!(domain = %id.name, ms = t.elapsed().as_millis() as u64, "domain stopped");
             Ok(ExitCode::Success)
         }
-        Err(e) if e.is_unreachable() => stop_without_libvirt(&res, &id, e, deadline),
-        Err(e) => Err(OcfError::generic(format!(
-            "forced stop of {} failed: {e}",
-            id.name
-        ))),
+        Err(e) if e.is_unreachable() => stop_without_libvirt(host, &res, &id, e, deadline),
+        Err(e) => Err(Error::libvirt(
+            format!("forced stop of {} failed", id.name),
+            e,
+        )),
     }
 }
 
-fn stop_with_libvirt(
+fn stop_with_libvirt<V: Hypervisor>(
     res: &Resource,
-    hv: &Hypervisor,
+    hv: &V,
     id: &Identity,
     deadline: Deadline,
 ) -> Result<(), LibvirtError> {
-    let ctx = res.ctx;
+    let p = &res.params;
     let until = deadline.end();
     let (guest, state) = match hv.state_of(id, until)? {
         Seen::Ours(g, s) => (g, s),
@@ -115,7 +116,7 @@ fn stop_with_libvirt(
     };
     // A crashed or suspended guest may still have its process: it cannot shut down.
     if matches!(state, DomainState::Crashed | DomainState::PmSuspended)
-        || (state.is_active() && ctx.params.bool("force_stop"))
+        || (state.is_active() && p.force_stop)
     {
         return destroy(hv, guest, id, deadline);
     }
@@ -124,11 +125,8 @@ fn stop_with_libvirt(
         return Ok(());
     }
     let graceful = deadline.reserving(destroy_budget(deadline.span()));
-    if let Some(path) = snapshot_path(ctx, &id.name) {
-        let p = path.to_string_lossy().into_owned();
-        match hv.on(guest, "virDomainSave", graceful.end(), move |d| {
-            raw::save(d, &p)
-        }) {
+    if let Some(path) = snapshot_path(p, &id.name) {
+        match hv.save(guest, &path.to_string_lossy(), graceful.end()) {
             Ok(()) => {
                 tracing::info!(domain = %id.name, "saved to {}", path.display());
                 return Ok(());
@@ -139,10 +137,10 @@ fn stop_with_libvirt(
             }
         }
     }
-    if ctx.params.bool("save_config_on_stop") || ctx.params.bool("sync_config_on_stop") {
+    if p.save_config {
         save_config(res, hv, guest, graceful.end());
     }
-    match shutdown_and_wait(ctx, hv, guest, id, graceful, until) {
+    match shutdown_and_wait(res, hv, guest, id, graceful, until) {
         Ok(true) => return Ok(()),
         Ok(false) => {
             tracing::warn!(domain = %id.name, "did not shut down within {:.1}s; destroying it", graceful.elapsed().as_secs_f64())
@@ -155,40 +153,15 @@ fn stop_with_libvirt(
     destroy(hv, guest, id, deadline)
 }
 
-/// The shutdown flags for `shutdown_mode` (validated before any action runs).
-pub fn shutdown_flags(mode: Option<&str>) -> Result<u32, String> {
-    let mut flags = 0;
-    for word in mode
-        .unwrap_or("")
-        .split(',')
-        .map(str::trim)
-        .filter(|w| !w.is_empty())
-    {
-        flags |= match word {
-            "acpi" => sys::VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN,
-            "agent" => sys::VIR_DOMAIN_SHUTDOWN_GUEST_AGENT,
-            "initctl" => sys::VIR_DOMAIN_SHUTDOWN_INITCTL,
-            "signal" => sys::VIR_DOMAIN_SHUTDOWN_SIGNAL,
-            "paravirt" => sys::VIR_DOMAIN_SHUTDOWN_PARAVIRT,
-            other => {
-                return Err(format!(
-                    "'{other}' is not a shutdown mode (acpi, agent, initctl, signal, paravirt)"
-                ))
-            }
-        };
-    }
-    Ok(flags)
-}
-
 /// Asks the guest to shut down and waits for it to be off, until `graceful` ends.
 /// Completion comes from libvirt's lifecycle events (with a slow state poll as a
 /// safety net). `Ok(false)`: still running at the end. Each libvirt call is bounded by
 /// `calls_until` (the whole libvirt budget), not by `graceful`: a state check made just
 /// as the graceful wait ends must not be mistaken for a hung libvirtd.
-fn shutdown_and_wait(
-    ctx: &Context,
-    hv: &Hypervisor,
-    guest: Guest,
+fn shutdown_and_wait<V: Hypervisor>(
+    res: &Resource,
+    hv: &V,
+    guest: V::Guest,
     id: &Identity,
     graceful: Deadline,
     calls_until: Instant,
@@ -206,11 +179,9 @@ fn shutdown_and_wait(
     if !hv.state(guest, until)?.is_active() {
         return Ok(true);
     }
-    let flags = shutdown_flags(ctx.params.str("shutdown_mode")).unwrap_or(0);
-    tracing::info!(domain = %id.name, mode = ctx.params.str("shutdown_mode").unwrap_or("default"), "requesting shutdown");
-    hv.on(guest, "virDomainShutdownFlags", graceful.end(), move |d| {
-        d.shutdown_flags(flags)
-    })?;
+    let p = &res.params;
+    tracing::info!(domain = %id.name, mode = p.shutdown_mode.as_deref().unwrap_or("default"), "requesting shutdown");
+    hv.shutdown(guest, p.shutdown_flags, graceful.end())?;
     loop {
         let poll = Duration::from_millis(if events.is_some() { 1000 } else { 100 });
         let wait = poll.min(graceful.remaining());
@@ -218,8 +189,8 @@ fn shutdown_and_wait(
             return Ok(false);
         }
         if let Some(ev) = &events {
-            match ev.events.recv_timeout(wait) {
-                Ok(e) if e == sys::VIR_DOMAIN_EVENT_STOPPED as i32 => return Ok(true),
+            match ev.recv_timeout(wait) {
+                Ok(EVENT_STOPPED) => return Ok(true),
                 Ok(_) => continue,
                 Err(_) => {}
             }
@@ -233,27 +204,21 @@ fn shutdown_and_wait(
 }
 
 /// Destroys the domain: a graceful destroy (SIGTERM) first, a forced one after.
-fn destroy(
-    hv: &Hypervisor,
-    guest: Guest,
+fn destroy<V: Hypervisor>(
+    hv: &V,
+    guest: V::Guest,
     id: &Identity,
     deadline: Deadline,
 ) -> Result<(), LibvirtError> {
     let until = deadline.end();
     let graceful_until = deadline.reserving(deadline.remaining() / 2).end();
-    let flag = sys::VIR_DOMAIN_DESTROY_GRACEFUL;
-    let first = hv.on(
-        guest,
-        "virDomainDestroyFlags(GRACEFUL)",
-        graceful_until,
-        move |d| d.destroy_flags(flag),
-    );
+    let first = hv.destroy(guest, true, graceful_until);
     match first {
         Ok(()) => {}
         Err(e) if e.is_no_domain() => return Ok(()),
         Err(e) => {
             tracing::info!(domain = %id.name, "graceful destroy did not do it ({e}); forcing");
-            match hv.on(guest, "virDomainDestroy", until, |d| d.destroy()) {
+            match hv.destroy(guest, false, until) {
                 Ok(()) => {}
                 Err(e) if e.is_no_domain() => return Ok(()),
                 Err(e) if e.is_unreachable() => return Err(e),
@@ -281,19 +246,21 @@ fn destroy(
 /// 0 only when the guest's process is provably gone (it was never found, or we ended
 /// it); for a URI whose guests are not local processes, or when `/proc` cannot tell,
 /// 1 with the reason.
-fn stop_without_libvirt(
+fn stop_without_libvirt<H: Host>(
+    host: &H,
     res: &Resource,
     id: &Identity,
     e: LibvirtError,
     deadline: Deadline,
-) -> OcfResult {
-    let host = res
-        .processes()
-        .map_err(|why| OcfError::generic(format!("{e}; cannot stop {}: {why}", id.name)))?;
+) -> Answer {
+    let procs = res.processes(host).map_err(|why| Error::Unproven {
+        error: e.clone(),
+        why: format!("cannot stop {}: {why}", id.name),
+    })?;
     // Bounded like a libvirt call: reading a process's command line can block.
     let (guest, until) = (id.clone(), deadline.end());
     let ended = bounded(until, "end the guest's processes", move || {
-        host.end_guest(&guest, until)
+        procs.end_guest(&guest, until)
     })
     .unwrap_or_else(|_| Err("ending its processes did not finish in time".into()));
     match ended {
@@ -309,21 +276,17 @@ fn stop_without_libvirt(
             ));
             Ok(ExitCode::Success)
         }
-        Err(why) => Err(OcfError::generic(format!("{e}; {why}"))),
+        Err(why) => Err(Error::Unproven { error: e, why }),
     }
 }
 
 /// save_config_on_stop: the domain's inactive definition written back to the config
 /// file when it changed, atomically; with sync_config_on_stop, then `csync2 -x` it.
-pub fn save_config(res: &Resource, hv: &Hypervisor, guest: Guest, until: Instant) {
-    let ctx = res.ctx;
-    let Some(path) = ctx.params.str("config") else {
+pub fn save_config<V: Hypervisor>(res: &Resource, hv: &V, guest: V::Guest, until: Instant) {
+    let Some(path) = res.params.config.as_deref() else {
         return;
     };
-    let flags = sys::VIR_DOMAIN_XML_INACTIVE | sys::VIR_DOMAIN_XML_SECURE;
-    let xml = match hv.on(guest, "virDomainGetXMLDesc", until, move |d| {
-        d.xml_desc(flags)
-    }) {
+    let xml = match hv.inactive_xml(guest, until) {
         Ok(x) if !x.trim().is_empty() => x,
         Ok(_) => return,
         Err(e) => {
@@ -365,7 +328,7 @@ pub fn save_config(res: &Resource, hv: &Hypervisor, guest: Guest, until: Instant
             return;
         }
     }
-    if ctx.params.bool("sync_config_on_stop") {
+    if res.params.sync_config {
         if let Err(e) =
             super::start::run_tool("csync2", &["-x".to_string(), path.to_string()], until)
         {
@@ -419,22 +382,5 @@ mod tests {
                 "{ms} ms: the graceful phase has expired at once"
             );
         }
-    }
-
-    #[test]
-    fn shutdown_modes() {
-        assert_eq!(shutdown_flags(None), Ok(0));
-        assert_eq!(shutdown_flags(Some("")), Ok(0));
-        assert_eq!(
-            shutdown_flags(Some("acpi")),
-            Ok(sys::VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN)
-        );
-        assert_eq!(
-            shutdown_flags(Some("agent, acpi")),
-            Ok(sys::VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN | sys::VIR_DOMAIN_SHUTDOWN_GUEST_AGENT)
-        );
-        assert!(shutdown_flags(Some("acpi,reboot"))
-            .unwrap_err()
-            .contains("'reboot'"));
     }
 }

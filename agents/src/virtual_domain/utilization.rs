@@ -7,10 +7,11 @@ use std::time::Instant;
 
 use ocf_common::child;
 
-use super::libvirt::{Guest, Hypervisor};
+use super::hypervisor::Hypervisor;
+use super::params::UTILIZATION;
 use super::Resource;
 
-const ATTRIBUTES: &[&str] = &["cpu", "host_memory", "hv_memory"];
+const ATTRIBUTES: [&str; 3] = UTILIZATION;
 
 /// What should happen to one utilization attribute.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,23 +48,19 @@ pub fn wanted(autoset: bool, unset: bool, value: impl FnOnce() -> Option<String>
 }
 
 /// Publishes what changed; returns the cache updates for what was published.
-pub fn update(
+pub fn update<V: Hypervisor>(
     res: &Resource,
-    hv: &Hypervisor,
-    guest: Guest,
+    hv: &V,
+    guest: V::Guest,
     until: Instant,
 ) -> Vec<(String, Option<String>)> {
     let ctx = res.ctx;
-    // Only Pacemaker's executor sets crm_feature_set: outside a cluster there is no CIB.
     let (Some(instance), Some(_)) = (ctx.env.instance(), ctx.env.param("crm_feature_set")) else {
         return Vec::new();
     };
-    let p = &ctx.params;
-    let any_autoset = ATTRIBUTES
-        .iter()
-        .any(|a| p.bool(&format!("autoset_utilization_{a}")));
-    let info = if any_autoset {
-        match hv.on(guest, "virDomainGetInfo", until, |d| d.info()) {
+    let switches = &res.params.utilization;
+    let info = if switches.iter().any(|u| u.autoset) {
+        match hv.size(guest, until) {
             Ok(i) => Some(i),
             Err(e) => {
                 tracing::warn!("cannot read the domain's size for utilization: {e}");
@@ -74,17 +71,13 @@ pub fn update(
         None
     };
     let mut updates = Vec::new();
-    for attr in ATTRIBUTES {
-        let w = wanted(
-            p.bool(&format!("autoset_utilization_{attr}")),
-            p.bool(&format!("unset_utilization_{attr}")),
-            || {
-                info.as_ref().map(|i| match *attr {
-                    "cpu" => i.nr_virt_cpu.to_string(),
-                    _ => (i.max_mem / 1024).to_string(),
-                })
-            },
-        );
+    for (attr, switch) in ATTRIBUTES.iter().zip(switches) {
+        let w = wanted(switch.autoset, switch.unset, || {
+            info.map(|(vcpus, max_mem_kib)| match *attr {
+                "cpu" => vcpus.to_string(),
+                _ => (max_mem_kib / 1024).to_string(),
+            })
+        });
         let key = cache_key(attr);
         let cached = res.cached.get(&key);
         let (args, record): (Vec<String>, String) = match &w {

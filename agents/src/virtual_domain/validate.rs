@@ -5,61 +5,11 @@
 //! (5 when missing or not a domain), the tools some parameters need (5), the snapshot
 //! directory (2), and libvirt answering (5).
 
-use ocf_common::{Context, ExitCode, OcfError, OcfResult};
+use ocf_common::{Context, ExitCode};
 
-use super::{identity, migrate, stop, Resource};
-
-/// Checks of values and combinations that are wrong on every host (exit 6).
-pub fn parameters(ctx: &Context) -> OcfResult<()> {
-    let p = &ctx.params;
-    if p.bool("force_stop") && p.str("snapshot").is_some() {
-        return Err(OcfError::configured(
-            "parameters 'force_stop' and 'snapshot' cannot be used together",
-        ));
-    }
-    if p.bool("stateless") && p.str("backingfile").is_none() {
-        return Err(OcfError::configured(
-            "parameter 'stateless' needs 'backingfile'",
-        ));
-    }
-    for name in ["migration_speed", "migration_downtime"] {
-        if p.int(name).is_some_and(|v| v < 0) {
-            return Err(OcfError::configured(format!(
-                "parameter '{name}' must not be negative"
-            )));
-        }
-    }
-    if let Some(port) = p.int("migrateport") {
-        if !(1..=65535).contains(&port) {
-            return Err(OcfError::configured(format!(
-                "parameter 'migrateport': {port} is not a TCP port"
-            )));
-        }
-    }
-    if let Some(user) = p.str("migration_user") {
-        let ok = user.starts_with(|c: char| c.is_ascii_lowercase())
-            && user
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-        if !ok {
-            return Err(OcfError::configured(format!(
-                "parameter 'migration_user': '{user}' is not a user name"
-            )));
-        }
-    }
-    stop::shutdown_flags(p.str("shutdown_mode"))
-        .map_err(|e| OcfError::configured(format!("parameter 'shutdown_mode': {e}")))?;
-    migrate::parse_options(p.str("migrate_options").unwrap_or(""))
-        .map_err(|e| OcfError::configured(format!("parameter 'migrate_options': {e}")))?;
-    if let Some(cfg) = p.str("config") {
-        if !cfg.starts_with('/') {
-            return Err(OcfError::configured(format!(
-                "parameter 'config': '{cfg}' is not an absolute path"
-            )));
-        }
-    }
-    Ok(())
-}
+use super::error::Error;
+use super::hypervisor::{Host, Hypervisor};
+use super::{identity, migrate, Answer, Resource};
 
 fn have_program(name: &str) -> bool {
     std::env::var_os("PATH")
@@ -73,42 +23,43 @@ fn have_program(name: &str) -> bool {
 }
 
 /// Checks of this host that need no libvirt (5 for missing things, 2 for unusable ones).
-pub fn local(res: &Resource) -> OcfResult<()> {
-    let p = &res.ctx.params;
+pub fn local(res: &Resource) -> Result<(), Error> {
+    let p = &res.params;
     let (_, xml) = res.require_config()?;
     if let Some(emu) = &xml.emulator {
         if nix::unistd::access(emu.as_str(), nix::unistd::AccessFlags::X_OK).is_err() {
-            return Err(OcfError::installed(format!(
+            return Err(Error::Missing(format!(
                 "emulator {emu} of domain {} is not installed",
                 xml.name
             )));
         }
     }
-    if let Some(b) = p.str("backingfile") {
+    if let Some(b) = &p.backingfile {
         if !std::path::Path::new(b).is_file() {
-            return Err(OcfError::installed(format!(
+            return Err(Error::Missing(format!(
                 "parameter 'backingfile': {b} does not exist"
             )));
         }
         if !have_program("qemu-img") {
-            return Err(OcfError::installed(
-                "parameter 'backingfile' needs qemu-img, which is not installed",
+            return Err(Error::Missing(
+                "parameter 'backingfile' needs qemu-img, which is not installed".into(),
             ));
         }
     }
-    if p.str("copyindirs").is_some() && !have_program("virt-copy-in") {
-        return Err(OcfError::installed(
-            "parameter 'copyindirs' needs virt-copy-in (libguestfs-tools), which is not installed",
+    if !p.copyindirs.is_empty() && !have_program("virt-copy-in") {
+        return Err(Error::Missing(
+            "parameter 'copyindirs' needs virt-copy-in (libguestfs-tools), which is not installed"
+                .into(),
         ));
     }
-    if p.bool("sync_config_on_stop") && !have_program("csync2") {
-        return Err(OcfError::installed(
-            "parameter 'sync_config_on_stop' needs csync2, which is not installed",
+    if p.sync_config && !have_program("csync2") {
+        return Err(Error::Missing(
+            "parameter 'sync_config_on_stop' needs csync2, which is not installed".into(),
         ));
     }
-    if let Some(dir) = p.str("snapshot") {
+    if let Some(dir) = &p.snapshot {
         if !std::path::Path::new(dir).is_dir() {
-            return Err(OcfError::args(format!(
+            return Err(Error::Unusable(format!(
                 "parameter 'snapshot': directory {dir} does not exist"
             )));
         }
@@ -116,40 +67,40 @@ pub fn local(res: &Resource) -> OcfResult<()> {
     Ok(())
 }
 
-pub fn validate_all(ctx: &Context) -> OcfResult {
-    parameters(ctx)?;
-    let mut local_uri = ctx.params.str("hypervisor").map(str::to_string);
+pub fn validate_all<H: Host>(host: &H, ctx: &Context) -> Answer {
+    let params = super::params::Params::parse(&ctx.params);
+    params.check()?;
+    let mut local_uri = params.hypervisor.clone();
     if ctx.env.check_level() >= 10 {
         let res = Resource::load(ctx);
         local(&res)?;
         if let Some(path) = &res.state_path {
             identity::check_writable(path).map_err(|e| {
                 let why = format!(
-                    "state directory {} cannot be written ({e}): the domain's identity would                      not be remembered, and a probe with its config unreadable could not find it",
+                    "state directory {} cannot be written ({e}): the domain's identity would \
+                     not be remembered, and a probe with its config unreadable could not find it",
                     path.parent().unwrap_or(path).display()
                 );
                 match e.raw_os_error() {
                     Some(nix::libc::EACCES | nix::libc::EPERM | nix::libc::EROFS) => {
-                        OcfError::perm(why)
+                        Error::Permission(why)
                     }
-                    _ => OcfError::generic(why),
+                    _ => Error::Failed(why),
                 }
             })?;
         }
-        let hv = res
-            .connect(ctx.deadline.end())
-            .map_err(|e| OcfError::installed(e.to_string()))?;
+        let hv = res.connect(host, ctx.deadline.end())?;
         tracing::debug!(uri = hv.uri(), "hypervisor reachable");
         local_uri.get_or_insert_with(|| hv.uri().to_string());
     }
-    show_migration_uris(ctx, local_uri.as_deref());
+    show_migration_uris(ctx, &params, local_uri.as_deref());
     Ok(ExitCode::Success)
 }
 
 /// Logs the URIs a live migration would use (the target: CRM_meta_migrate_target, else
 /// `%n`). Both derive from the local hypervisor URI: without `hypervisor` at level 0,
 /// libvirt's default, which only a connection tells.
-fn show_migration_uris(ctx: &Context, local_uri: Option<&str>) {
+fn show_migration_uris(ctx: &Context, p: &super::params::Params, local_uri: Option<&str>) {
     let Some(local_uri) = local_uri else {
         tracing::info!(
             "live migration URIs derive from libvirt's default URI: set 'hypervisor', or run \
@@ -157,16 +108,15 @@ fn show_migration_uris(ctx: &Context, local_uri: Option<&str>) {
         );
         return;
     };
-    if let Ok((remote, data)) = migrate::planned_uris(ctx, local_uri) {
-        let data = data.unwrap_or_else(|| "chosen by libvirt".into());
-        tracing::info!(remote_uri = %remote, migrate_uri = %data, "live migration URIs");
-    }
+    let (remote, data) = migrate::planned_uris(p, ctx.env.migrate_target(), local_uri);
+    let data = data.unwrap_or_else(|| "chosen by libvirt".into());
+    tracing::info!(remote_uri = %remote, migrate_uri = %data, "live migration URIs");
 }
 
 /// reload-agent: every reloadable parameter is read afresh by each action, so applying
 /// them only needs them to be valid.
-pub fn reload_agent(ctx: &Context) -> OcfResult {
-    parameters(ctx)?;
+pub fn reload_agent(ctx: &Context) -> Answer {
+    super::params::Params::parse(&ctx.params).check()?;
     tracing::info!("reloaded parameters; the domain keeps running");
     Ok(ExitCode::Success)
 }

@@ -11,6 +11,8 @@
 mod description;
 pub mod domain_xml;
 pub mod error;
+#[cfg(test)]
+mod fake;
 pub mod hypervisor;
 mod identity;
 pub mod libvirt;
@@ -22,6 +24,8 @@ mod raw;
 mod scripts;
 mod start;
 mod stop;
+#[cfg(test)]
+mod tests_actions;
 mod utilization;
 mod validate;
 

@@ -278,7 +278,9 @@ impl Hypervisor for FakeHv {
     }
 
     fn name_of(&self, g: u64, until: Instant) -> Result<String, LibvirtError> {
-        self.call("virDomainGetName", until, |w| Ok(w.by_handle(g)?.name.clone()))
+        self.call("virDomainGetName", until, |w| {
+            Ok(w.by_handle(g)?.name.clone())
+        })
     }
 
     fn uuid_of(&self, g: u64, until: Instant) -> Result<Uuid, LibvirtError> {
@@ -289,7 +291,9 @@ impl Hypervisor for FakeHv {
 
     fn state(&self, g: u64, until: Instant) -> Result<DomainState, LibvirtError> {
         self.call("virDomainGetState", until, |w| {
-            Ok(w.by_handle(g).map(|d| d.state).unwrap_or(DomainState::Absent))
+            Ok(w.by_handle(g)
+                .map(|d| d.state)
+                .unwrap_or(DomainState::Absent))
         })
     }
 
@@ -343,13 +347,20 @@ impl Hypervisor for FakeHv {
             let xml = std::fs::read_to_string(path)
                 .map_err(|e| refused("virDomainRestore", &e.to_string()))?;
             let d = domain_xml::parse(&xml).map_err(|e| refused("virDomainRestore", &e))?;
-            w.add(&d.name, d.uuid.as_deref().unwrap_or("00000000-0000-0000-0000-0000000000ff"));
+            w.add(
+                &d.name,
+                d.uuid
+                    .as_deref()
+                    .unwrap_or("00000000-0000-0000-0000-0000000000ff"),
+            );
             Ok(())
         })
     }
 
     fn inactive_xml(&self, g: u64, until: Instant) -> Result<String, LibvirtError> {
-        self.call("virDomainGetXMLDesc", until, |w| Ok(w.by_handle(g)?.xml.clone()))
+        self.call("virDomainGetXMLDesc", until, |w| {
+            Ok(w.by_handle(g)?.xml.clone())
+        })
     }
 
     fn create_xml(&self, xml: &str, until: Instant) -> Result<u64, LibvirtError> {
@@ -418,11 +429,21 @@ impl Hypervisor for FakeHv {
         })
     }
 
-    fn set_migration_speed(&self, _g: u64, _mib_s: u64, until: Instant) -> Result<(), LibvirtError> {
+    fn set_migration_speed(
+        &self,
+        _g: u64,
+        _mib_s: u64,
+        until: Instant,
+    ) -> Result<(), LibvirtError> {
         self.call("virDomainMigrateSetMaxSpeed", until, |_| Ok(()))
     }
 
-    fn set_migration_downtime(&self, _g: u64, _ms: u64, until: Instant) -> Result<(), LibvirtError> {
+    fn set_migration_downtime(
+        &self,
+        _g: u64,
+        _ms: u64,
+        until: Instant,
+    ) -> Result<(), LibvirtError> {
         self.call("virDomainMigrateSetMaxDowntime", until, |_| Ok(()))
     }
 
@@ -431,7 +452,11 @@ impl Hypervisor for FakeHv {
     }
 
     fn job_progress(&self, _g: u64, until: Instant) -> Result<JobProgress, LibvirtError> {
-        self.call("virDomainGetJobStats", until, |_| Ok(JobProgress::default()))
+        self.call(
+            "virDomainGetJobStats",
+            until,
+            |_| Ok(JobProgress::default()),
+        )
     }
 
     fn abort_job(&self, _g: u64, until: Instant) -> Result<(), LibvirtError> {

@@ -53,9 +53,12 @@ pub fn stop<H: Host>(host: &H, ctx: &Context) -> Answer {
         match attempt {
             // libvirtd restarting, or its connection broke: connect again and carry on
             // (a graceful shutdown in progress keeps its own deadline). Only a libvirt
-            // unreachable into the kill budget makes us end the process ourselves.
+            // unreachable into the kill budget makes us end the process ourselves; a
+            // guest whose process is provably gone is stopped whatever libvirtd does.
             Err(e) if e.is_unreachable() => {
-                if !libvirt_until.sleep(RECONNECT_PAUSE) {
+                if process_gone(host, &res, &id, libvirt_until.end())
+                    || !libvirt_until.sleep(RECONNECT_PAUSE)
+                {
                     break Err(e);
                 }
                 tracing::warn!(domain = %id.name, "{e}; connecting again");
@@ -278,6 +281,19 @@ fn stop_without_libvirt<H: Host>(
         }
         Err(why) => Err(Error::Unproven { error: e, why }),
     }
+}
+
+/// Whether the guest's process is provably gone (for a URI whose guests are local
+/// processes; otherwise nothing is proven), the scan bounded by `until`.
+fn process_gone<H: Host>(host: &H, res: &Resource, id: &Identity, until: Instant) -> bool {
+    let Ok(procs) = res.processes(host) else {
+        return false;
+    };
+    let guest = id.clone();
+    matches!(
+        bounded(until, "scan /proc", move || procs.find(&guest)),
+        Ok(process::Evidence::Gone)
+    )
 }
 
 /// save_config_on_stop: the domain's inactive definition written back to the config

@@ -147,7 +147,10 @@ impl Case {
             .arg("-c")
             .arg("read x")
             .arg(emulator.display().to_string())
-            .args(["-name", &format!("guest={},debug-threads=on", self.name.replace(',', ",,"))])
+            .args([
+                "-name",
+                &format!("guest={},debug-threads=on", self.name.replace(',', ",,")),
+            ])
             .args(["-uuid", uuid, "-no-user-config"])
             .stdin(std::process::Stdio::piped())
             .spawn()
@@ -156,7 +159,10 @@ impl Case {
         let t = Instant::now();
         let cmdline = format!("/proc/{}/cmdline", child.id());
         while !std::fs::read(&cmdline).is_ok_and(|c| c.windows(5).any(|w| w == b"-uuid")) {
-            assert!(t.elapsed() < Duration::from_secs(5), "the fake qemu did not start");
+            assert!(
+                t.elapsed() < Duration::from_secs(5),
+                "the fake qemu did not start"
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
         Qemu(child)
@@ -206,7 +212,10 @@ fn stop_with_libvirtd_down_ends_the_guests_qemu_behind_a_symlinked_emulator_then
     while qemu.alive() && t.elapsed() < Duration::from_secs(2) {
         std::thread::sleep(Duration::from_millis(10));
     }
-    assert!(!qemu.alive(), "stop answered 0 with the guest's qemu running");
+    assert!(
+        !qemu.alive(),
+        "stop answered 0 with the guest's qemu running"
+    );
     assert!(took < Duration::from_secs(10), "{took:?}");
 }
 
@@ -218,8 +227,21 @@ fn stop_with_libvirtd_down_and_a_guest_of_another_uuid_running_leaves_it_alone()
     let mut other = case.fake_qemu(OTHER);
     case.host.world().daemon = Daemon::Down;
     let answer = case.run(Action::Stop, &[]);
-    assert!(other.alive(), "stop killed a process that is not the guest's");
+    assert!(
+        other.alive(),
+        "stop killed a process that is not the guest's"
+    );
     assert_eq!(code(&answer), ExitCode::Success, "{}", reason(&answer));
+}
+
+#[test]
+fn stop_with_libvirtd_down_and_no_guest_process_answers_0_without_waiting_for_libvirtd() {
+    let case = Case::new("vm-ocfrs-fake-6", Some(UUID));
+    case.host.world().daemon = Daemon::Down;
+    let (answer, took) = case.run_timed(Action::Stop, &[], 20_000);
+    assert_eq!(code(&answer), ExitCode::Success, "{}", reason(&answer));
+    // The process is provably gone: no reason to keep reconnecting for 16 s.
+    assert!(took < Duration::from_secs(2), "{took:?}");
 }
 
 #[test]
@@ -250,7 +272,11 @@ fn an_unreachable_remote_hypervisor_is_never_stopped_or_not_running() {
         case.host.world().daemon = Daemon::Down;
         // stop keeps trying to reach libvirt until the last sixth of its timeout: 3 s.
         let (stop, _) = case.run_timed(Action::Stop, &[], 3000);
-        for (what, answer) in [("stop", stop), ("probe", case.probe()), ("monitor", case.monitor())] {
+        for (what, answer) in [
+            ("stop", stop),
+            ("probe", case.probe()),
+            ("monitor", case.monitor()),
+        ] {
             assert_eq!(code(&answer), ExitCode::ErrGeneric, "{uri} {what}");
             assert!(
                 reason(&answer).contains("not local qemu processes"),
@@ -286,7 +312,10 @@ fn a_domain_of_our_name_with_another_uuid_is_never_adopted_started_over_or_stopp
         "virDomainUndefineFlags",
         "virDomainCreateXML",
     ] {
-        assert!(!w.called(op), "{op} was called on a domain that is not ours");
+        assert!(
+            !w.called(op),
+            "{op} was called on a domain that is not ours"
+        );
     }
 }
 
@@ -339,7 +368,10 @@ fn a_state_file_written_for_another_config_is_not_believed() {
     let other = other.to_str().unwrap();
     let probe = case.run(Action::Monitor, &[("config", other)]);
     assert_eq!(code(&probe), ExitCode::NotRunning, "{}", reason(&probe));
-    assert_eq!(code(&case.run(Action::Stop, &[("config", other)])), ExitCode::Success);
+    assert_eq!(
+        code(&case.run(Action::Stop, &[("config", other)])),
+        ExitCode::Success
+    );
     assert_eq!(
         case.host.world().dom("vm1").map(|d| d.state),
         Some(DomainState::Running),
@@ -374,7 +406,10 @@ fn a_created_domain_of_another_name_is_destroyed_and_start_fails_at_once() {
     assert_eq!(code(&answer), ExitCode::ErrGeneric);
     assert!(reason(&answer).contains("vm1-other"), "{}", reason(&answer));
     assert!(took < Duration::from_secs(2), "start waited {took:?}");
-    assert!(case.host.world().domains.is_empty(), "left running unmanaged");
+    assert!(
+        case.host.world().domains.is_empty(),
+        "left running unmanaged"
+    );
 }
 
 // ---- 6. a broken connection is not a dead libvirtd ----
@@ -386,8 +421,11 @@ fn a_libvirtd_restart_during_a_graceful_stop_reconnects_and_lets_the_guest_shut_
     let mut qemu = case.fake_qemu(UUID);
     {
         let mut w = case.host.world();
-        w.domains.iter_mut().find(|d| d.handle == h).unwrap().shutdown =
-            Shutdown::After(Duration::from_millis(1500));
+        w.domains
+            .iter_mut()
+            .find(|d| d.handle == h)
+            .unwrap()
+            .shutdown = Shutdown::After(Duration::from_millis(1500));
         // libvirtd restarts while the guest shuts down (at the first state poll after
         // the request): the open connection breaks.
         w.before("virDomainShutdownFlags", |w| {
@@ -396,7 +434,10 @@ fn a_libvirtd_restart_during_a_graceful_stop_reconnects_and_lets_the_guest_shut_
     }
     let answer = case.run(Action::Stop, &[]);
     assert_eq!(code(&answer), ExitCode::Success, "{}", reason(&answer));
-    assert!(qemu.alive(), "the guest's qemu was killed although libvirtd came back");
+    assert!(
+        qemu.alive(),
+        "the guest's qemu was killed although libvirtd came back"
+    );
     let w = case.host.world();
     assert!(w.connects >= 2, "no reconnect");
     assert!(!w.called("virDomainDestroy"));
@@ -406,9 +447,9 @@ fn a_libvirtd_restart_during_a_graceful_stop_reconnects_and_lets_the_guest_shut_
 fn a_libvirtd_restart_during_start_reconnects_and_the_start_succeeds() {
     let case = Case::new("vm1", Some(UUID));
     // libvirtd restarts once the domain is created, as start waits for it to run.
-    case.host
-        .world()
-        .before("virDomainCreateXML", |w| w.before("virDomainGetState", |w| w.restart()));
+    case.host.world().before("virDomainCreateXML", |w| {
+        w.before("virDomainGetState", |w| w.restart())
+    });
     let answer = case.run(Action::Start, &[]);
     assert_eq!(code(&answer), ExitCode::Success, "{}", reason(&answer));
     assert!(case.host.world().connects >= 2);
@@ -435,7 +476,11 @@ fn a_fifo_config_does_not_block_stop_which_uses_the_cached_identity() {
     case.running();
     assert_eq!(code(&case.monitor()), ExitCode::Success);
     std::fs::remove_file(case.config()).unwrap();
-    nix::unistd::mkfifo(&case.config(), nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    nix::unistd::mkfifo(
+        &case.config(),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
     let (answer, took) = case.run_timed(Action::Stop, &[], 10_000);
     assert_eq!(code(&answer), ExitCode::Success, "{}", reason(&answer));
     assert!(took < Duration::from_secs(3), "{took:?}");
@@ -450,8 +495,7 @@ fn a_hanging_monitor_script_fails_the_monitor_within_its_timeout() {
     case.running();
     let script = case.dir.path().join("hang.sh");
     std::fs::write(&script, "#!/bin/sh\nsleep 30\n").unwrap();
-    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-        .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let (answer, took) = case.run_timed(
         Action::Monitor,
         &[
@@ -461,7 +505,11 @@ fn a_hanging_monitor_script_fails_the_monitor_within_its_timeout() {
         3_000,
     );
     assert_eq!(code(&answer), ExitCode::ErrGeneric);
-    assert!(reason(&answer).contains("monitor_scripts"), "{}", reason(&answer));
+    assert!(
+        reason(&answer).contains("monitor_scripts"),
+        "{}",
+        reason(&answer)
+    );
     assert!(took < Duration::from_secs(3), "{took:?}");
 }
 
@@ -472,7 +520,12 @@ fn a_probe_of_an_absent_domain_with_a_short_timeout_is_7() {
     let case = Case::new("vm1", Some(UUID));
     for ms in [500, 1000, 2000] {
         let (answer, _) = case.run_timed(Action::Monitor, &[], ms);
-        assert_eq!(code(&answer), ExitCode::NotRunning, "{ms} ms: {}", reason(&answer));
+        assert_eq!(
+            code(&answer),
+            ExitCode::NotRunning,
+            "{ms} ms: {}",
+            reason(&answer)
+        );
     }
 }
 
@@ -489,10 +542,18 @@ fn a_stop_with_a_short_timeout_asks_libvirt_first() {
             .unwrap()
             .shutdown = Shutdown::Ignores;
         let (answer, took) = case.run_timed(Action::Stop, &[], ms);
-        assert_eq!(code(&answer), ExitCode::Success, "{ms} ms: {}", reason(&answer));
+        assert_eq!(
+            code(&answer),
+            ExitCode::Success,
+            "{ms} ms: {}",
+            reason(&answer)
+        );
         assert!(took < Duration::from_millis(ms), "{ms} ms: took {took:?}");
         let w = case.host.world();
-        assert!(w.called("virDomainShutdownFlags"), "{ms} ms: no graceful attempt");
+        assert!(
+            w.called("virDomainShutdownFlags"),
+            "{ms} ms: no graceful attempt"
+        );
         assert!(w.dom("vm1").is_none(), "{ms} ms: still running");
     }
 }
@@ -522,8 +583,7 @@ fn save_config_on_stop_keeps_a_symlinked_config_a_link_with_its_mode() {
     let h = case.running();
     let target = case.dir.path().join("shared.xml");
     std::fs::rename(case.config(), &target).unwrap();
-    std::fs::set_permissions(&target, std::os::unix::fs::PermissionsExt::from_mode(0o644))
-        .unwrap();
+    std::fs::set_permissions(&target, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
     std::os::unix::fs::symlink(&target, case.config()).unwrap();
     let changed = format!(
         "<domain type='qemu'><name>vm1</name><uuid>{UUID}</uuid><memory>262144</memory></domain>"
@@ -540,9 +600,8 @@ fn save_config_on_stop_keeps_a_symlinked_config_a_link_with_its_mode() {
     let link = std::fs::symlink_metadata(case.config()).unwrap();
     assert!(link.file_type().is_symlink(), "the symlink was replaced");
     assert_eq!(std::fs::read_to_string(&target).unwrap(), changed);
-    let mode = std::os::unix::fs::PermissionsExt::mode(
-        &std::fs::metadata(&target).unwrap().permissions(),
-    );
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&target).unwrap().permissions());
     assert_eq!(mode & 0o7777, 0o644);
 }
 
@@ -552,7 +611,11 @@ fn an_invalid_utf8_config_fails_start_as_not_installed_saying_so() {
     std::fs::write(case.config(), b"<domain><name>caf\xe9</name></domain>").unwrap();
     let answer = case.run(Action::Start, &[]);
     assert_eq!(code(&answer), ExitCode::ErrInstalled);
-    assert!(reason(&answer).contains("not valid UTF-8"), "{}", reason(&answer));
+    assert!(
+        reason(&answer).contains("not valid UTF-8"),
+        "{}",
+        reason(&answer)
+    );
 }
 
 #[test]
@@ -569,8 +632,17 @@ fn an_unreachable_libvirtd_is_1_in_every_action_that_needs_it() {
         (Action::MigrateFrom, vec![]),
     ] {
         let answer = case.run(action, &extra);
-        assert_eq!(code(&answer), ExitCode::ErrGeneric, "{action:?}: {}", reason(&answer));
-        assert!(reason(&answer).contains("cannot reach libvirt"), "{}", reason(&answer));
+        assert_eq!(
+            code(&answer),
+            ExitCode::ErrGeneric,
+            "{action:?}: {}",
+            reason(&answer)
+        );
+        assert!(
+            reason(&answer).contains("cannot reach libvirt"),
+            "{}",
+            reason(&answer)
+        );
     }
 }
 

@@ -98,13 +98,73 @@ fn kind_of(t: std::fs::FileType) -> &'static str {
 
 /// Reads the regular file at `path` under `rules`; `Ok(None)` when nothing is there.
 pub fn read(path: &Path, rules: Rules) -> Result<Option<Vec<u8>>, ReadError> {
+    match open_regular(path, rules.follow_symlinks)? {
+        Some(file) => read_open(file, rules.max_bytes).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The first `n` bytes of the regular file at `path` (fewer when it is shorter), whatever
+/// its size; `Ok(None)` when nothing is there.
+pub fn head(path: &Path, n: usize, follow_symlinks: bool) -> Result<Option<Vec<u8>>, ReadError> {
+    let Some(file) = open_regular(path, follow_symlinks)? else {
+        return Ok(None);
+    };
+    let meta = file.metadata().map_err(ReadError::Io)?;
+    if !meta.file_type().is_file() {
+        return Err(ReadError::NotRegular {
+            kind: kind_of(meta.file_type()),
+        });
+    }
+    let mut buf = Vec::with_capacity(n);
+    file.take(n as u64)
+        .read_to_end(&mut buf)
+        .map_err(ReadError::Io)?;
+    Ok(Some(buf))
+}
+
+/// [`head`] on its own thread, waiting for it until `until`.
+pub fn head_within(
+    path: &Path,
+    n: usize,
+    follow_symlinks: bool,
+    until: Instant,
+) -> Result<Option<Vec<u8>>, ReadError> {
+    let owned: PathBuf = path.to_path_buf();
+    within(until, move || head(&owned, n, follow_symlinks))
+}
+
+/// The metadata of whatever is at `path` (`Ok(None)`: nothing), on its own thread and
+/// waited for until `until`: a `stat` on storage that hangs gives
+/// [`ReadError::TimedOut`] instead of a hung action.
+pub fn metadata_within(
+    path: &Path,
+    follow_symlinks: bool,
+    until: Instant,
+) -> Result<Option<std::fs::Metadata>, ReadError> {
+    let owned: PathBuf = path.to_path_buf();
+    within(until, move || {
+        let m = match follow_symlinks {
+            true => std::fs::metadata(&owned),
+            false => std::fs::symlink_metadata(&owned),
+        };
+        match m {
+            Ok(m) => Ok(Some(m)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(ReadError::Io(e)),
+        }
+    })
+}
+
+/// Opens the regular file at `path` non-blocking; `Ok(None)` when nothing is there.
+fn open_regular(path: &Path, follow_symlinks: bool) -> Result<Option<File>, ReadError> {
     let mut flags = nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY | nix::libc::O_CLOEXEC;
-    if !rules.follow_symlinks {
+    if !follow_symlinks {
         flags |= nix::libc::O_NOFOLLOW;
     }
     // Look before opening, so that a device is never opened (an open can have effects);
     // the opened file is checked again, as the path may have changed in between.
-    let before = if rules.follow_symlinks {
+    let before = if follow_symlinks {
         std::fs::metadata(path)
     } else {
         std::fs::symlink_metadata(path)
@@ -119,18 +179,15 @@ pub fn read(path: &Path, rules: Rules) -> Result<Option<Vec<u8>>, ReadError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(ReadError::Io(e)),
     }
-    let file = match OpenOptions::new().read(true).custom_flags(flags).open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+    match OpenOptions::new().read(true).custom_flags(flags).open(path) {
+        Ok(f) => Ok(Some(f)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         // O_NOFOLLOW on a link that appeared since the look.
-        Err(e) if e.raw_os_error() == Some(nix::libc::ELOOP) => {
-            return Err(ReadError::NotRegular {
-                kind: "a symbolic link",
-            })
-        }
-        Err(e) => return Err(ReadError::Io(e)),
-    };
-    read_open(file, rules.max_bytes).map(Some)
+        Err(e) if e.raw_os_error() == Some(nix::libc::ELOOP) => Err(ReadError::NotRegular {
+            kind: "a symbolic link",
+        }),
+        Err(e) => Err(ReadError::Io(e)),
+    }
 }
 
 fn read_open(file: File, max: u64) -> Result<Vec<u8>, ReadError> {
@@ -198,6 +255,41 @@ fn within<T: Send + 'static>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn head_reads_the_start_of_a_file_of_any_size_and_never_a_fifo() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("disk.img");
+        let f = File::create(&big).unwrap();
+        f.set_len(1 << 40).unwrap();
+        drop(f);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&big)
+            .and_then(|mut f| io::Write::write_all(&mut f, b"QFI\xfbrest"))
+            .unwrap();
+        let until = Instant::now() + Duration::from_secs(5);
+        assert_eq!(
+            head_within(&big, 4, true, until).unwrap().unwrap(),
+            b"QFI\xfb"
+        );
+        let short = dir.path().join("short");
+        std::fs::write(&short, b"ab").unwrap();
+        assert_eq!(head(&short, 4, true).unwrap().unwrap(), b"ab");
+        assert!(head(&dir.path().join("none"), 4, true).unwrap().is_none());
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let t = Instant::now();
+        assert!(matches!(
+            head_within(&fifo, 4, true, until),
+            Err(ReadError::NotRegular { kind: "a FIFO" })
+        ));
+        assert!(t.elapsed() < Duration::from_secs(1));
+        assert!(metadata_within(&fifo, true, until).unwrap().is_some());
+        assert!(metadata_within(&dir.path().join("none"), true, until)
+            .unwrap()
+            .is_none());
+    }
     use std::os::unix::fs::symlink;
 
     const RULES: Rules = Rules {

@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use ocf_common::{child, statefile, Context, ExitCode};
+use ocf_common::{child, regular_file, statefile, Context, ExitCode};
 
 use super::error::Error;
 use super::hypervisor::{same_uuid, DomainState, Found, Host, Hypervisor, Seen};
@@ -169,8 +169,16 @@ fn restore_snapshot<V: Hypervisor>(
     let Some(path) = snapshot_path(p, &id.name) else {
         return Ok(false);
     };
-    if !path.is_file() {
-        return Ok(false);
+    // The image may sit on storage that hangs: asked within the deadline.
+    match regular_file::metadata_within(&path, true, super::config_read_until(until)) {
+        Ok(Some(m)) if m.is_file() => {}
+        Ok(_) => return Ok(false),
+        Err(e) => {
+            return Err(Error::Failed(format!(
+                "snapshot image {} {e}",
+                path.display()
+            )))
+        }
     }
     hv.restore(&path.to_string_lossy(), until).map_err(|e| {
         Error::libvirt(
@@ -243,13 +251,20 @@ pub fn overlay_path(config: &str) -> PathBuf {
     Path::new(config).with_extension("qcow2")
 }
 
-/// The backing image's format, from its first bytes (qcow2 images start with "QFI\xfb").
-fn image_format(path: &Path) -> &'static str {
-    let mut magic = [0u8; 4];
-    match std::fs::File::open(path).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
-    {
-        Ok(()) if magic == *b"QFI\xfb" => "qcow2",
-        _ => "raw",
+/// The backing image's format, from its first bytes (qcow2 images start with "QFI\xfb"),
+/// read without blocking and within `until` (images live on shared storage).
+fn image_format(path: &Path, until: Instant) -> Result<&'static str, Error> {
+    match regular_file::head_within(path, 4, true, until) {
+        Ok(Some(magic)) if magic == b"QFI\xfb" => Ok("qcow2"),
+        Ok(Some(_)) => Ok("raw"),
+        Ok(None) => Err(Error::Missing(format!(
+            "parameter 'backingfile': {} does not exist",
+            path.display()
+        ))),
+        Err(e) => Err(Error::Failed(format!(
+            "parameter 'backingfile': {} {e}",
+            path.display()
+        ))),
     }
 }
 
@@ -263,9 +278,11 @@ fn start_over_backing_file<V: Hypervisor>(
     let backing = p.backingfile.as_deref().unwrap_or_default();
     let config = p.config.as_deref().unwrap_or_default();
     let overlay = overlay_path(config);
-    let empty = std::fs::metadata(&overlay)
-        .map(|m| m.len() == 0)
-        .unwrap_or(true);
+    let look_until = super::config_read_until(until);
+    let empty = match regular_file::metadata_within(&overlay, true, look_until) {
+        Ok(m) => m.is_none_or(|m| m.len() == 0),
+        Err(e) => return Err(Error::Failed(format!("overlay {} {e}", overlay.display()))),
+    };
     let fresh = p.stateless || empty;
     if fresh {
         let _ = std::fs::remove_file(&overlay);
@@ -275,7 +292,7 @@ fn start_over_backing_file<V: Hypervisor>(
             "-f".into(),
             "qcow2".into(),
             "-F".into(),
-            image_format(Path::new(backing)).into(),
+            image_format(Path::new(backing), look_until)?.into(),
             "-b".into(),
             backing.into(),
             overlay.to_string_lossy().into_owned(),
@@ -339,8 +356,15 @@ mod tests {
         std::fs::write(&q, b"QFI\xfb\0\0\0\x03rest").unwrap();
         let r = dir.path().join("r");
         std::fs::write(&r, b"\0\0\0\0").unwrap();
-        assert_eq!(image_format(&q), "qcow2");
-        assert_eq!(image_format(&r), "raw");
-        assert_eq!(image_format(&dir.path().join("missing")), "raw");
+        let until = Instant::now() + std::time::Duration::from_secs(5);
+        assert_eq!(image_format(&q, until).unwrap(), "qcow2");
+        assert_eq!(image_format(&r, until).unwrap(), "raw");
+        let missing = image_format(&dir.path().join("missing"), until).unwrap_err();
+        assert_eq!(missing.code(), ocf_common::ExitCode::ErrInstalled);
+        // A FIFO in place of the image answers at once instead of blocking the start.
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let e = image_format(&fifo, until).unwrap_err();
+        assert!(e.reason().contains("FIFO"), "{}", e.reason());
     }
 }

@@ -5,7 +5,7 @@
 //! (5 when missing or not a domain), the tools some parameters need (5), the snapshot
 //! directory (2), and libvirt answering (5).
 
-use ocf_common::{Context, ExitCode};
+use ocf_common::{regular_file, Context, ExitCode};
 
 use super::error::Error;
 use super::hypervisor::{Host, Hypervisor};
@@ -34,8 +34,14 @@ pub fn local(res: &Resource) -> Result<(), Error> {
             )));
         }
     }
+    // Images and snapshots live on shared storage, which may hang: each look is bounded.
+    let until = super::config_read_until(res.ctx.deadline.end());
+    let look = |path: &str| {
+        regular_file::metadata_within(std::path::Path::new(path), true, until)
+            .map_err(|e| Error::Failed(format!("{path} {e}")))
+    };
     if let Some(b) = &p.backingfile {
-        if !std::path::Path::new(b).is_file() {
+        if !look(b)?.is_some_and(|m| m.is_file()) {
             return Err(Error::Missing(format!(
                 "parameter 'backingfile': {b} does not exist"
             )));
@@ -58,7 +64,7 @@ pub fn local(res: &Resource) -> Result<(), Error> {
         ));
     }
     if let Some(dir) = &p.snapshot {
-        if !std::path::Path::new(dir).is_dir() {
+        if !look(dir)?.is_some_and(|m| m.is_dir()) {
             return Err(Error::Unusable(format!(
                 "parameter 'snapshot': directory {dir} does not exist"
             )));

@@ -8,7 +8,7 @@
 //! Every call takes the instant by which it must have returned, and an implementation
 //! never blocks past it.
 
-use std::sync::mpsc::Receiver;
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError};
 use std::time::Instant;
 
 use super::process::Processes;
@@ -303,6 +303,51 @@ pub trait Hypervisor: Sized {
             Found::Absent => Ok(Seen::Absent),
             Found::Foreign { uuid } => Ok(Seen::Foreign { uuid }),
         }
+    }
+}
+
+/// Runs `f` on a new thread and waits for it until `until` (a libvirt call, or anything
+/// else that may block: reading `/proc`, waiting for a migration's end). A call that does
+/// not return is abandoned ([`LibvirtError::Hung`]); the process ends soon after.
+pub fn bounded<T: Send + 'static>(
+    until: Instant,
+    op: &'static str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, LibvirtError> {
+    let budget = until.saturating_duration_since(Instant::now());
+    if budget.is_zero() {
+        tracing::warn!(op, "no time left for the libvirt call");
+        return Err(LibvirtError::OutOfTime { op });
+    }
+    let (tx, rx) = sync_channel(1);
+    std::thread::Builder::new()
+        .name(op.into())
+        .spawn(move || {
+            let _ = tx.send(f());
+        })
+        .map_err(|e| LibvirtError::Failed {
+            op,
+            code: "thread".into(),
+            message: format!("cannot start a thread: {e}"),
+            no_domain: false,
+        })?;
+    match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
+        Ok(v) => Ok(v),
+        Err(RecvTimeoutError::Timeout) => {
+            let waited_ms = budget.as_millis() as u64;
+            tracing::warn!(
+                op,
+                waited_ms,
+                "libvirt call did not return in time; abandoned"
+            );
+            Err(LibvirtError::Hung { op, waited_ms })
+        }
+        Err(RecvTimeoutError::Disconnected) => Err(LibvirtError::Failed {
+            op,
+            code: "panic".into(),
+            message: "the call panicked".into(),
+            no_domain: false,
+        }),
     }
 }
 

@@ -7,7 +7,7 @@
 //! Connections and domain handles are leaked on purpose: virt 0.5 panics in `Drop` when
 //! libvirt reports a failure to close, and the process ends right after the action.
 
-use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError};
+use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Once;
 use std::time::Instant;
 
@@ -17,7 +17,7 @@ use virt::error::{Error, ErrorDomain, ErrorNumber};
 use virt::sys;
 
 use super::hypervisor::{
-    DomainState, Host, Hypervisor, JobProgress, LibvirtError, Migration, Uuid,
+    bounded, DomainState, Host, Hypervisor, JobProgress, LibvirtError, Migration, Uuid,
 };
 use super::process::Processes;
 use super::raw;
@@ -58,49 +58,6 @@ pub fn classify(connection_class: bool, alive: Option<bool>) -> Classified {
 pub enum Classified {
     Unreachable,
     Refused,
-}
-
-/// Runs `f` on a new thread and waits for it until `until`.
-pub fn bounded<T: Send + 'static>(
-    until: Instant,
-    op: &'static str,
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, LibvirtError> {
-    let budget = until.saturating_duration_since(Instant::now());
-    if budget.is_zero() {
-        tracing::warn!(op, "no time left for the libvirt call");
-        return Err(LibvirtError::OutOfTime { op });
-    }
-    let (tx, rx) = sync_channel(1);
-    std::thread::Builder::new()
-        .name(op.into())
-        .spawn(move || {
-            let _ = tx.send(f());
-        })
-        .map_err(|e| LibvirtError::Failed {
-            op,
-            code: "thread".into(),
-            message: format!("cannot start a thread: {e}"),
-            no_domain: false,
-        })?;
-    match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
-        Ok(v) => Ok(v),
-        Err(RecvTimeoutError::Timeout) => {
-            let waited_ms = budget.as_millis() as u64;
-            tracing::warn!(
-                op,
-                waited_ms,
-                "libvirt call did not return in time; abandoned"
-            );
-            Err(LibvirtError::Hung { op, waited_ms })
-        }
-        Err(RecvTimeoutError::Disconnected) => Err(LibvirtError::Failed {
-            op,
-            code: "panic".into(),
-            message: "the call panicked".into(),
-            no_domain: false,
-        }),
-    }
 }
 
 static EVENT_LOOP: Once = Once::new();

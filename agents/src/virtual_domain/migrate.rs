@@ -8,108 +8,10 @@ use ocf_common::{Context, ExitCode};
 use virt::sys;
 
 use super::error::Error;
-use super::hypervisor::{Found, Host, Hypervisor, Migration};
-use super::libvirt::bounded;
-use super::monitor::{state_check, wait_until_healthy};
-use super::params::{MigrateOptions, Params};
-use super::{start, stop, Answer, Resource};
-
-/// `node.example.com` with suffix `-mig` → `node-mig.example.com`.
-pub fn with_suffix(node: &str, suffix: Option<&str>) -> String {
-    match suffix {
-        None | Some("") => node.to_string(),
-        Some(s) => match node.split_once('.') {
-            Some((first, rest)) => format!("{first}{s}.{rest}"),
-            None => format!("{node}{s}"),
-        },
-    }
-}
-
-/// The target host's libvirt URI: `remoteuri` (with %n), or the local URI with the
-/// target's host (suffix, user) and migration_transport in its scheme.
-pub fn remote_uri(p: &Params, local_uri: &str, target: &str) -> String {
-    if let Some(r) = &p.remoteuri {
-        return r.replace("%n", target);
-    }
-    let host = with_suffix(target, p.migration_network_suffix.as_deref());
-    let host = match &p.migration_user {
-        Some(u) => format!("{u}@{host}"),
-        None => host,
-    };
-    let (scheme, rest) = local_uri
-        .split_once("://")
-        .unwrap_or((local_uri, "/system"));
-    let scheme = scheme.split('+').next().unwrap_or(scheme);
-    let scheme = match &p.migration_transport {
-        Some(t) => format!("{scheme}+{t}"),
-        None => scheme.to_string(),
-    };
-    // Keep the local URI's port and path: authority is up to the first '/'.
-    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
-    let port = authority
-        .rsplit_once(':')
-        .filter(|(_, p)| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
-        .map(|(_, p)| format!(":{p}"))
-        .unwrap_or_default();
-    format!("{scheme}://{host}{port}/{path}")
-}
-
-/// The URI of the migration data stream, if one is chosen here: `migrateuri` (with %n),
-/// else --migrateuri in migrate_options, else with migration_network_suffix for qemu
-/// `tcp:HOST:PORT` (PORT: migrateport, or random in 49152-49215) and for xen `HOST`.
-pub fn migrate_uri(p: &Params, local_uri: &str, target: &str) -> Option<String> {
-    migrate_uri_with(p, local_uri, target, || {
-        (49152 + u32::from(random_u8() % 64)).to_string()
-    })
-}
-
-/// [`migrate_uri`] with the port used when migrateport is unset coming from `any_port`
-/// (validate-all shows the range instead of drawing one).
-fn migrate_uri_with(
-    p: &Params,
-    local_uri: &str,
-    target: &str,
-    any_port: impl FnOnce() -> String,
-) -> Option<String> {
-    let opts: &MigrateOptions = &p.migrate_options;
-    if let Some(u) = p.migrateuri.as_deref().or(opts.migrateuri.as_deref()) {
-        return Some(u.replace("%n", target));
-    }
-    let suffix = p.migration_network_suffix.as_deref()?;
-    let host = with_suffix(target, Some(suffix));
-    if local_uri.starts_with("qemu") {
-        let port = p
-            .migrateport
-            .map(|n| n.to_string())
-            .unwrap_or_else(any_port);
-        Some(format!("tcp:{host}:{port}"))
-    } else if local_uri.starts_with("xen") {
-        Some(host)
-    } else {
-        tracing::warn!("migration_network_suffix is only used with qemu and xen URIs");
-        None
-    }
-}
-
-/// What migrate_to would use, for validate-all: the target's libvirt URI and the data
-/// URI (None: libvirt chooses). The target is CRM_meta_migrate_target when set, else `%n`
-/// (the target node's name); `local_uri` is the hypervisor's URI.
-pub fn planned_uris(p: &Params, target: Option<&str>, local_uri: &str) -> (String, Option<String>) {
-    let target = target.unwrap_or("%n");
-    (
-        remote_uri(p, local_uri, target),
-        migrate_uri_with(p, local_uri, target, || {
-            "<random port in 49152-49215>".into()
-        }),
-    )
-}
-
-fn random_u8() -> u8 {
-    let mut b = [0u8; 1];
-    let _ = std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b));
-    b[0]
-}
+use super::health::{state_check, wait_until_healthy};
+use super::hypervisor::{bounded, Found, Host, Hypervisor, Migration};
+use super::uris::{migrate_uri, remote_uri};
+use super::{definition, Answer, Resource};
 
 /// Time kept at the end of migrate_to to abort the job and report it.
 fn abort_budget(timeout: Duration) -> Duration {
@@ -143,7 +45,7 @@ pub fn migrate_to<H: Host>(host: &H, ctx: &Context) -> Answer {
     tracing::info!(domain = %id.name, target, remote_uri = %dest, migrate_uri = ?data_uri, "migrating");
 
     if p.save_config {
-        stop::save_config(&res, &hv, guest, until);
+        definition::save_config(&res, &hv, guest, until);
     }
     let abort_at = deadline.reserving(abort_budget(deadline.timeout())).end();
     // Without --p2p this process talks to the target itself. With --p2p libvirtd does,
@@ -154,7 +56,7 @@ pub fn migrate_to<H: Host>(host: &H, ctx: &Context) -> Answer {
         .connect(Some(&dest), abort_at)
         .map_err(|e| Error::libvirt(format!("live migration of {} to {target}", id.name), e))?;
     if p.start_resources {
-        start::start_resources(&dconn, &res, abort_at)?;
+        definition::start_resources(&dconn, &res, abort_at)?;
     }
     let speed = p.migration_speed;
     if speed > 0 {
@@ -270,73 +172,9 @@ pub fn migrate_from<H: Host>(host: &H, ctx: &Context) -> Answer {
     wait_until_healthy(host, &res, &mut hv, &id, until, "migrate_from")?;
     if res.params.save_config {
         if let Ok(Found::Ours(g)) = hv.find(&id, until) {
-            stop::save_config(&res, &hv, g, until);
+            definition::save_config(&res, &hv, g, until);
         }
     }
     tracing::info!(domain = %id.name, source = ctx.env.migrate_source().unwrap_or("?"), "migration received");
     Ok(ExitCode::Success)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ctx(pairs: &[(&str, &str)]) -> Params {
-        let env = ocf_common::OcfEnv::from_pairs(pairs.iter().map(|(k, v)| (*k, *v)));
-        Params::parse(&ocf_common::Params::parse(&super::super::DESCRIPTION, &env))
-    }
-
-    #[test]
-    fn uris_from_the_parameters() {
-        let c = ctx(&[
-            ("OCF_RESKEY_migration_transport", "tcp"),
-            ("OCF_RESKEY_migration_user", "root"),
-            ("OCF_RESKEY_migration_network_suffix", "-mig"),
-            ("OCF_RESKEY_migrateport", "49201"),
-        ]);
-        assert_eq!(
-            remote_uri(&c, "qemu:///system", "node2.example.com"),
-            "qemu+tcp://root@node2-mig.example.com/system"
-        );
-        assert_eq!(
-            planned_uris(&c, Some("node2.example.com"), "qemu:///system"),
-            (
-                "qemu+tcp://root@node2-mig.example.com/system".to_string(),
-                Some("tcp:node2-mig.example.com:49201".to_string())
-            )
-        );
-        // without a target (validate-all outside a migration): %n, and the port range
-        let c = ctx(&[("OCF_RESKEY_migration_network_suffix", "-mig")]);
-        let (remote, data) = planned_uris(&c, None, "qemu+ssh://a:2222/system");
-        assert_eq!(remote, "qemu://%n-mig:2222/system");
-        assert_eq!(data.unwrap(), "tcp:%n-mig:<random port in 49152-49215>");
-        let port = migrate_uri(&c, "qemu:///system", "b").unwrap();
-        let port: u32 = port.strip_prefix("tcp:b-mig:").unwrap().parse().unwrap();
-        assert!((49152..49216).contains(&port));
-        // remoteuri and migrateuri win, with %n
-        let c = ctx(&[
-            ("OCF_RESKEY_remoteuri", "qemu+ssh://%n/system"),
-            ("OCF_RESKEY_migrateuri", "tcp://%n-data"),
-            ("OCF_RESKEY_migrate_options", "--migrateuri tcp://ignored"),
-            ("OCF_RESKEY_migration_network_suffix", "-mig"),
-        ]);
-        assert_eq!(remote_uri(&c, "qemu:///system", "b"), "qemu+ssh://b/system");
-        assert_eq!(
-            migrate_uri(&c, "qemu:///system", "b").as_deref(),
-            Some("tcp://b-data")
-        );
-        // no suffix, no migrateuri: libvirt chooses
-        let c = ctx(&[("OCF_RESKEY_migration_transport", "tcp")]);
-        assert_eq!(planned_uris(&c, None, "qemu:///system").1, None);
-    }
-
-    #[test]
-    fn suffix_goes_after_the_first_label() {
-        assert_eq!(
-            with_suffix("node2.example.com", Some("-mig")),
-            "node2-mig.example.com"
-        );
-        assert_eq!(with_suffix("node2", Some("-mig")), "node2-mig");
-        assert_eq!(with_suffix("node2", None), "node2");
-    }
 }

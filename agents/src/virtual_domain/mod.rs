@@ -1,18 +1,31 @@
 //! VirtualDomain: a libvirt domain as a cluster resource.
 //!
 //! A drop-in for ocf:heartbeat:VirtualDomain (same parameters, actions and exit codes;
-//! shared/notes/decisions.md lists where it deliberately differs). One libvirt
-//! connection per invocation, every libvirt call bounded by the operation's deadline,
-//! and a fallback to the guest's own process when libvirtd cannot be reached.
+//! the README lists where it deliberately differs). One libvirt connection per
+//! invocation, every libvirt call bounded by the operation's deadline, and a fallback to
+//! the guest's own process when libvirtd cannot be reached.
 //!
-//! Each action lives in its own module: [`start`], [`stop`], [`monitor`], [`migrate`],
-//! [`validate`]; this module loads what they share ([`Resource`]).
+//! Layers, each using only the ones below it:
+//! - the actions: `start`, `stop`, `monitor`, `migrate` (migrate_to, migrate_from),
+//!   `validate` (validate-all, reload-agent, and the host checks start makes);
+//! - what several actions share: `health` (is our domain running and healthy),
+//!   `definition` (config write-back, pools and networks), `uris` (migration URIs),
+//!   `tools` (helper programs), `scripts` (monitor_scripts), `utilization`;
+//! - [`Resource`] (this module): the typed parameters ([`params`]), the config file read
+//!   within the deadline, and the domain's identity (from the config, else the state
+//!   file of `identity` when it is this resource's);
+//! - the seam: [`hypervisor`] (what an action may ask of libvirt and of the host), with
+//!   the bounded libvirt implementation in [`libvirt`] and the guests' processes in
+//!   [`process`]; the unit tests put a fake behind it;
+//! - [`error`]: every failure, and the one conversion into an exit code and a reason.
 
+mod definition;
 mod description;
 pub mod domain_xml;
 pub mod error;
 #[cfg(test)]
 mod fake;
+mod health;
 pub mod hypervisor;
 mod identity;
 pub mod libvirt;
@@ -26,6 +39,8 @@ mod start;
 mod stop;
 #[cfg(test)]
 mod tests_actions;
+mod tools;
+mod uris;
 mod utilization;
 mod validate;
 

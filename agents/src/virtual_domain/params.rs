@@ -194,6 +194,13 @@ impl Params {
         }
     }
 
+    /// `<snapshot>/<name>.state`, the memory image stop saves and start restores.
+    pub fn snapshot_image(&self, name: &str) -> Option<std::path::PathBuf> {
+        self.snapshot
+            .as_deref()
+            .map(|dir| std::path::Path::new(dir).join(format!("{name}.state")))
+    }
+
     /// The first problem of the values, if any (start, migrate_*, validate-all,
     /// reload-agent refuse to act on one).
     pub fn check(&self) -> Result<(), Error> {

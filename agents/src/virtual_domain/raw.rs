@@ -59,7 +59,7 @@ pub fn migrate_max_downtime(dom: &Domain) -> Result<u64, Error> {
 }
 
 /// Lifecycle events (`VIR_DOMAIN_EVENT_*` numbers) of one domain, delivered by the
-/// libvirt event loop that [`super::libvirt::Hypervisor`] runs.
+/// libvirt event loop that [`super::libvirt::Libvirt`] runs.
 pub struct LifecycleEvents {
     pub events: Receiver<i32>,
 }

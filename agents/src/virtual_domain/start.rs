@@ -11,12 +11,14 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use ocf_common::{child, regular_file, statefile, Context, ExitCode};
+use ocf_common::{regular_file, statefile, Context, ExitCode};
 
+use super::definition::start_resources;
 use super::error::Error;
+use super::health::wait_until_healthy;
 use super::hypervisor::{same_uuid, DomainState, Found, Host, Hypervisor, Seen};
-use super::monitor::wait_until_healthy;
 use super::params::Params;
+use super::tools::run_tool;
 use super::{utilization, validate, Answer, Identity, Resource};
 
 pub fn start<H: Host>(host: &H, ctx: &Context) -> Answer {
@@ -152,13 +154,6 @@ fn check_created<V: Hypervisor>(
     })
 }
 
-/// `<snapshot>/<name>.state`, the memory image stop saved.
-pub fn snapshot_path(p: &Params, name: &str) -> Option<PathBuf> {
-    p.snapshot
-        .as_deref()
-        .map(|dir| Path::new(dir).join(format!("{name}.state")))
-}
-
 /// Restores a saved memory image if there is one; the image is removed once restored.
 fn restore_snapshot<V: Hypervisor>(
     p: &Params,
@@ -166,7 +161,7 @@ fn restore_snapshot<V: Hypervisor>(
     id: &Identity,
     until: Instant,
 ) -> Result<bool, Error> {
-    let Some(path) = snapshot_path(p, &id.name) else {
+    let Some(path) = p.snapshot_image(&id.name) else {
         return Ok(false);
     };
     // The image may sit on storage that hangs: asked within the deadline.
@@ -224,23 +219,6 @@ fn remove_stale_definition<V: Hypervisor>(
         tracing::warn!("undefine removed {config}; writing it back");
         statefile::write_atomic(Path::new(config), xml.as_bytes(), mode)
             .map_err(|e| Error::Failed(format!("cannot restore {config} after undefine: {e}")))?;
-    }
-    Ok(())
-}
-
-/// start_resources: the storage pools and networks the config uses, started (active
-/// pools refreshed). Used on this host by start and on the target by migrate_to.
-pub fn start_resources<V: Hypervisor>(hv: &V, res: &Resource, until: Instant) -> Result<(), Error> {
-    let Ok((_, xml)) = &res.config else {
-        return Ok(());
-    };
-    for pool in &xml.pools {
-        hv.start_pool(pool, until)
-            .map_err(|e| Error::libvirt(format!("Failed to start storage pool {pool}"), e))?;
-    }
-    for net in &xml.networks {
-        hv.start_network(net, until)
-            .map_err(|e| Error::libvirt(format!("Failed to start network {net}"), e))?;
     }
     Ok(())
 }
@@ -311,29 +289,6 @@ fn start_over_backing_file<V: Hypervisor>(
     hv.create(guest, until)
         .map_err(|e| Error::libvirt(format!("Failed to start virtual domain {}", id.name), e))?;
     Ok(guest)
-}
-
-/// Runs a helper program (no shell) through the agent's child runner (output drained
-/// and capped, the program and its descendants killed at `until`); fails with the start
-/// of its output in the reason, what was kept of it in the log.
-pub fn run_tool(program: &str, args: &[String], until: Instant) -> Result<(), Error> {
-    let command = format!("{program} {}", args.join(" "));
-    let done = child::run(program, args, until).map_err(|e| {
-        if matches!(e, child::RunError::TimedOut { .. }) {
-            tracing::warn!("{command} {e}; its output: {}", e.output());
-        }
-        Error::Tool(format!("{program} {e}"))
-    })?;
-    if done.success() {
-        return Ok(());
-    }
-    let output = done.output();
-    tracing::warn!("{command} {}: {output}", done.how());
-    Err(Error::Tool(format!(
-        "{command} failed ({}): {}",
-        done.how(),
-        child::excerpt(&output, child::REASON_EXCERPT)
-    )))
 }
 
 #[cfg(test)]

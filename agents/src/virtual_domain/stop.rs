@@ -8,13 +8,14 @@
 
 use std::time::{Duration, Instant};
 
-use ocf_common::{regular_file, statefile, Context, Deadline, ExitCode};
+use ocf_common::{Context, Deadline, ExitCode};
 
+use super::definition::save_config;
 use super::error::Error;
-use super::hypervisor::{DomainState, Host, Hypervisor, LibvirtError, Seen, EVENT_STOPPED};
-use super::libvirt::bounded;
+use super::hypervisor::{
+    bounded, DomainState, Host, Hypervisor, LibvirtError, Seen, EVENT_STOPPED,
+};
 use super::process;
-use super::start::snapshot_path;
 use super::{Answer, Identity, Resource};
 
 /// The part of a stop's libvirt time kept for destroying the domain after a graceful
@@ -128,7 +129,7 @@ fn stop_with_libvirt<V: Hypervisor>(
         return Ok(());
     }
     let graceful = deadline.reserving(destroy_budget(deadline.span()));
-    if let Some(path) = snapshot_path(p, &id.name) {
+    if let Some(path) = p.snapshot_image(&id.name) {
         match hv.save(guest, &path.to_string_lossy(), graceful.end()) {
             Ok(()) => {
                 tracing::info!(domain = %id.name, "saved to {}", path.display());
@@ -294,63 +295,6 @@ fn process_gone<H: Host>(host: &H, res: &Resource, id: &Identity, until: Instant
         bounded(until, "scan /proc", move || procs.find(&guest)),
         Ok(process::Evidence::Gone)
     )
-}
-
-/// save_config_on_stop: the domain's inactive definition written back to the config
-/// file when it changed, atomically; with sync_config_on_stop, then `csync2 -x` it.
-pub fn save_config<V: Hypervisor>(res: &Resource, hv: &V, guest: V::Guest, until: Instant) {
-    let Some(path) = res.params.config.as_deref() else {
-        return;
-    };
-    let xml = match hv.inactive_xml(guest, until) {
-        Ok(x) if !x.trim().is_empty() => x,
-        Ok(_) => return,
-        Err(e) => {
-            tracing::warn!("cannot read the domain definition to save it: {e}");
-            return;
-        }
-    };
-    // The file as it is now (it may have been replaced since the start); never a read
-    // that can block or that is larger than a config can be.
-    let current = match regular_file::read_within(
-        std::path::Path::new(path),
-        super::CONFIG_RULES,
-        super::config_read_until(until),
-    ) {
-        Ok(Some(bytes)) => bytes,
-        Ok(None) => Vec::new(),
-        Err(e) => {
-            tracing::warn!("{path} {e}: the domain definition is not saved to it");
-            return;
-        }
-    };
-    if current == xml.as_bytes() {
-        return;
-    }
-    if super::domain_xml::parse(&xml).is_err() {
-        tracing::warn!("libvirt returned a definition that does not parse; {path} left alone");
-        return;
-    }
-    // A config that is a symlink (to shared storage, say) stays one: the file it points
-    // to is replaced, with its mode.
-    let target = std::fs::canonicalize(path).unwrap_or_else(|_| path.into());
-    let mode = std::fs::metadata(&target)
-        .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777)
-        .unwrap_or(0o600);
-    match statefile::write_atomic(&target, xml.as_bytes(), mode) {
-        Ok(()) => tracing::info!("saved the domain definition to {path}"),
-        Err(e) => {
-            tracing::warn!("cannot save the domain definition to {path}: {e}");
-            return;
-        }
-    }
-    if res.params.sync_config {
-        if let Err(e) =
-            super::start::run_tool("csync2", &["-x".to_string(), path.to_string()], until)
-        {
-            tracing::warn!("{}", e.reason());
-        }
-    }
 }
 
 #[cfg(test)]

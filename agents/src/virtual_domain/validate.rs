@@ -9,7 +9,7 @@ use ocf_common::{regular_file, Context, ExitCode};
 
 use super::error::Error;
 use super::hypervisor::{Host, Hypervisor};
-use super::{identity, migrate, Answer, Resource};
+use super::{identity, uris, Answer, Resource};
 
 fn have_program(name: &str) -> bool {
     std::env::var_os("PATH")
@@ -114,7 +114,7 @@ fn show_migration_uris(ctx: &Context, p: &super::params::Params, local_uri: Opti
         );
         return;
     };
-    let (remote, data) = migrate::planned_uris(p, ctx.env.migrate_target(), local_uri);
+    let (remote, data) = uris::planned_uris(p, ctx.env.migrate_target(), local_uri);
     let data = data.unwrap_or_else(|| "chosen by libvirt".into());
     tracing::info!(remote_uri = %remote, migrate_uri = %data, "live migration URIs");
 }

@@ -1,25 +1,29 @@
-//! Parsing of parameter values: booleans in every spelling the shell agents accept,
+//! Parsing of parameter values: booleans exactly as the shell agents read them,
 //! integers, and Pacemaker time specifications.
 
 use std::time::Duration;
 
-/// Spellings read as true: those of `ocf_is_true` in the OCF shell library (yes, true,
-/// 1, ja, on in any case).
-const TRUE_WORDS: &[&str] = &["yes", "true", "1", "ja", "on", "y"];
-/// Spellings read as false. The shell library treats anything not true as false; we
-/// accept the same words for false, and refuse any other text as a configuration error.
-const FALSE_WORDS: &[&str] = &["no", "false", "0", "nein", "off", "n"];
+/// Spellings read as true: exactly those of `ocf_is_true` in the OCF shell library, so
+/// an existing configuration keeps its meaning.
+pub const TRUE_WORDS: &[&str] = &["yes", "true", "1", "YES", "TRUE", "True", "ja", "on", "ON"];
+/// Spellings read as false. The shell library takes anything not true for false; these
+/// are the clear ones, and any other text is refused as a configuration error rather
+/// than guessed (`Yes` or `y` would be false for the shell agent, true for a reader).
+pub const FALSE_WORDS: &[&str] = &[
+    "no", "false", "0", "off", "NO", "FALSE", "False", "nein", "OFF", "Off", "No",
+];
 
-/// A boolean parameter value. `Err` carries a description of what is accepted.
+/// A boolean parameter value (empty is false). `Err` lists what is accepted.
 pub fn parse_bool(value: &str) -> Result<bool, String> {
-    let v = value.trim().to_ascii_lowercase();
-    if TRUE_WORDS.contains(&v.as_str()) {
+    if TRUE_WORDS.contains(&value) {
         Ok(true)
-    } else if FALSE_WORDS.contains(&v.as_str()) {
+    } else if value.is_empty() || FALSE_WORDS.contains(&value) {
         Ok(false)
     } else {
         Err(format!(
-            "'{value}' is not a boolean (use one of yes/true/1/on or no/false/0/off)"
+            "'{value}' is not a boolean (true: {}; false: {})",
+            TRUE_WORDS.join(" "),
+            FALSE_WORDS.join(" ")
         ))
     }
 }
@@ -65,22 +69,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn booleans_accept_every_shell_spelling() {
-        for t in [
-            "yes", "YES", "true", "TRUE", "True", "1", "ja", "on", "ON", " y ",
-        ] {
+    fn booleans_are_exactly_the_shell_agents() {
+        for t in ["yes", "YES", "true", "TRUE", "True", "1", "ja", "on", "ON"] {
             assert_eq!(parse_bool(t), Ok(true), "{t}");
         }
-        for f in ["no", "NO", "false", "False", "0", "off", "OFF", "nein", "n"] {
+        for f in [
+            "", "no", "NO", "No", "false", "FALSE", "False", "0", "off", "OFF", "Off", "nein",
+        ] {
             assert_eq!(parse_bool(f), Ok(false), "{f}");
         }
     }
 
     #[test]
-    fn booleans_refuse_other_text_and_name_the_value() {
-        for bad in ["", "maybe", "2", "truee", "yes please"] {
+    fn booleans_the_shell_would_read_otherwise_are_refused_with_the_spellings() {
+        // ocf_is_true reads these as false; a reader would take most for true.
+        for bad in [
+            "Yes", "y", "Y", "On", "Ja", "TRue", "n", " yes", "yes ", "maybe", "2", "enabled",
+        ] {
             let e = parse_bool(bad).unwrap_err();
             assert!(e.contains(&format!("'{bad}'")), "{e}");
+            assert!(e.contains("true: yes true 1 YES TRUE True ja on ON"), "{e}");
+            assert!(e.contains("false: no false 0 off"), "{e}");
         }
     }
 

@@ -187,6 +187,9 @@ pub struct Params {
     values: BTreeMap<&'static str, Value>,
     given: BTreeMap<&'static str, String>,
     errors: Vec<OcfError>,
+    /// How many of `errors` are required parameters left unset (the others are values
+    /// that do not parse).
+    missing: usize,
 }
 
 fn parse_value(ty: ParamType, raw: &str) -> Result<Value, String> {
@@ -217,6 +220,7 @@ impl Params {
                     ))),
                 }
             } else if spec.required {
+                params.missing += 1;
                 params.errors.push(OcfError::configured(format!(
                     "parameter '{}' is required but not set",
                     spec.name
@@ -240,6 +244,12 @@ impl Params {
     /// The problems found, in declaration order (empty when all is well).
     pub fn errors(&self) -> &[OcfError] {
         &self.errors
+    }
+
+    /// Whether a required parameter is unset (as opposed to only values that do not
+    /// parse).
+    pub fn lacks_required(&self) -> bool {
+        self.missing > 0
     }
 
     /// `Err` with the first problem, if any.

@@ -7,7 +7,9 @@
 //! - `meta-data` and `usage`/`help` need nothing from the environment;
 //! - invalid parameters fail every action with their code and reason, except stop and
 //!   probes, which the agent still runs (with defaults in place of the bad values), so a
-//!   resource that cannot be configured can still be found and stopped;
+//!   resource that cannot be configured can still be found and stopped, and recurring
+//!   monitors, which run despite a value that does not parse (not without a required
+//!   parameter): a monitor's 6 would make Pacemaker stop the resource on every node;
 //! - a failed action prints exactly one exit-reason line, the most specific one;
 //! - a stop never reports "not running" (7): stopped is success.
 
@@ -204,7 +206,14 @@ pub fn execute(
     let params = Params::parse(desc, &env);
     let ctx = Context::new(action, env, params, deadline);
     if let Some(first) = ctx.params.errors().first() {
-        if ctx.action == Action::Stop || ctx.is_probe() {
+        // stop and probes run whatever the configuration (a resource that cannot be
+        // configured must still be found and stopped); a recurring monitor runs despite
+        // values that do not parse (a 6 from a monitor makes Pacemaker stop the resource
+        // everywhere), but not without a required parameter.
+        let lenient = action == Action::Stop
+            || ctx.is_probe()
+            || (matches!(action, Action::Monitor | Action::Status) && !ctx.params.lacks_required());
+        if lenient {
             for e in ctx.params.errors() {
                 tracing::warn!("{}; {} goes on with the default", e.reason(), action.name());
             }
@@ -417,7 +426,7 @@ mod tests {
     }
 
     #[test]
-    fn bad_parameters_fail_actions_but_not_stop_or_probe() {
+    fn bad_parameters_fail_actions_but_not_stop_probe_or_monitor() {
         let bad = [("OCF_RESKEY_n", "many")];
         let (code, _, err) = run(&["T", "start"], &bad);
         assert_eq!(code, 6);
@@ -429,11 +438,48 @@ mod tests {
         assert_eq!((code, err.as_str()), (0, ""));
         let (code, _, err) = run(&["T", "monitor"], &bad);
         assert_eq!((code, err.as_str()), (7, ""));
-        let (code, _, _) = run(
+        // A recurring monitor runs too (a 6 would stop the resource on every node), with
+        // the problem in the log only.
+        let (code, _, err) = run(
             &["T", "monitor"],
             &[bad[0], ("OCF_RESKEY_CRM_meta_interval", "10000")],
         );
+        assert_eq!((code, err.as_str()), (0, ""));
+    }
+
+    #[test]
+    fn a_recurring_monitor_without_a_required_parameter_fails() {
+        const REQ: AgentDescription = AgentDescription {
+            parameters: &[ParameterSpec {
+                required: true,
+                ..ParameterSpec::new("r", ParamType::String)
+            }],
+            ..DESC
+        };
+        struct R;
+        impl Agent for R {
+            fn description(&self) -> &'static AgentDescription {
+                &REQ
+            }
+            fn run(&self, _: &Context) -> OcfResult {
+                Ok(ExitCode::Success)
+            }
+        }
+        let go = |env: &[(&str, &str)]| {
+            let args = ["R".to_string(), "monitor".to_string()];
+            let (mut out, mut err) = (Vec::new(), Vec::new());
+            let env = OcfEnv::from_pairs(env.iter().copied());
+            let code = execute(&R, &args, env, Instant::now(), &mut out, &mut err);
+            (code, String::from_utf8(err).unwrap())
+        };
+        let (code, err) = go(&[("OCF_RESKEY_CRM_meta_interval", "10000")]);
         assert_eq!(code, 6);
+        assert_eq!(
+            err.trim(),
+            "ocf-exit-reason:parameter 'r' is required but not set"
+        );
+        // A probe still runs.
+        assert_eq!(go(&[]).0, 0);
     }
 
     #[test]

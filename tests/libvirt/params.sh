@@ -179,6 +179,20 @@ assert_match 'not running here' "$RA_REASON" "exit reason"
 assert_eq absent "$(domain_state "$T")" "virsh domstate of $T after migrate_from"
 t_end
 
+# ---- an existing configuration keeps its meaning (a swap must not stop VMs) ----
+t_begin "a running VM whose values monitor does not need are wrong: monitor and probe 0, start 6 naming them"
+for bad in force_stop=enabled force_stop=Yes migration_speed=fast shutdown_mode=bogus; do
+  assert_ra 0 "monitor with $bad" "$M" monitor CRM_meta_interval=10000 "$bad"
+  assert_eq "" "$RA_REASON" "exit reason of the monitor with $bad"
+  assert_match "${bad%%=*}.*goes on" "$RA_ERR" "the warning (stderr: no journald here) for $bad"
+  assert_ra 0 "probe with $bad" "$M" monitor "$bad"
+done
+assert_ra 6 "start with force_stop=Yes (false for the shell agent, true for a reader)" "$M" start force_stop=Yes
+assert_match "force_stop" "$RA_REASON" "exit reason names the parameter"
+assert_match "true: yes true 1 YES TRUE True ja on ON" "$RA_REASON" "exit reason lists the spellings"
+assert_eq running "$(domain_state "$M")" "virsh domstate"
+t_end
+
 t_begin "migrate_to of a stopped domain: 1 'Not active locally'"
 assert_eq absent "$(domain_state "$T")" "virsh domstate of $T"
 assert_ra 1 "migrate_to" "$T" migrate_to CRM_meta_migrate_source=node1 CRM_meta_migrate_target=node2
@@ -195,7 +209,11 @@ assert_match 'nonexistent\.invalid' "$RA_REASON" "exit reason"
 assert_eq running "$(domain_state "$M")" "virsh domstate"
 assert_eq "$id1" "$(dom_id "$M")" "virsh domid of $M after (restarted?)"
 t_end
-ra "$M" stop force_stop=true
+
+t_begin "stop with a value it does not need (force_stop=enabled) still stops the VM"
+assert_ra 0 "stop force_stop=enabled" "$M" stop force_stop=enabled
+assert_match 'absent|shut off' "$(domain_state "$M")" "virsh domstate after the stop"
+t_end
 
 # ---- ocf-tester ----
 rm -f -- "/run/resource-agents/VirtualDomain-$T.state"

@@ -30,6 +30,7 @@ pub mod hypervisor;
 mod identity;
 pub mod libvirt;
 mod migrate;
+mod migrate_options;
 mod monitor;
 pub mod params;
 pub mod process;
@@ -126,6 +127,13 @@ pub struct Resource<'a> {
 impl<'a> Resource<'a> {
     pub fn load(ctx: &'a Context) -> Resource<'a> {
         let params = Params::parse(&ctx.params);
+        if matches!(ctx.action, Action::Stop | Action::Monitor | Action::Status) {
+            // Values these actions do not need never fail them (a monitor's 6 would stop
+            // the resource everywhere); start, migrate_* and validate-all refuse them.
+            for p in &params.problems {
+                tracing::warn!("{}; {} goes on without it", p.reason(), ctx.action.name());
+            }
+        }
         let config = read_config(ctx, params.config.as_deref());
         let state_path = identity::path(ctx, params.config.as_deref());
         let cached = state_path

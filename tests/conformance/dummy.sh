@@ -108,3 +108,28 @@ assert_true "/nonexistent-dir exists: this case would prove nothing" -- not test
 assert_rc 0 "validate state=/nonexistent-dir/x" -- "${VALIDATE[@]}" --option state=/nonexistent-dir/x --output-as xml
 assert_match '<agent-status code="0"' "$T_OUT" "the agent ran and answered 0"
 t_end
+
+# The swap from a shell Dummy: one started by the shell agent is found, and stopped, by
+# ours under the same provider name (its default state file is the provider's).
+# swap_case PROVIDER STATE-DIR-VAR: the shell agent of PROVIDER starts d-swap, ours finds it
+swap_case() {
+  local provider=$1 var=$2 dir
+  dir=$T_TMP/swap-$provider
+  mkdir -p "$dir"
+  local env=(env "OCF_ROOT=${OCF_ROOT:-/usr/lib/ocf}" OCF_RESOURCE_INSTANCE=d-swap
+    "OCF_RESOURCE_PROVIDER=$provider" "$var=$dir")
+  assert_rc 0 "$provider's shell Dummy start" -- "${env[@]}" "/usr/lib/ocf/resource.d/$provider/Dummy" start
+  assert_true "the shell agent wrote $dir/Dummy-d-swap.state" -- test -f "$dir/Dummy-d-swap.state"
+  assert_rc 0 "our probe, as $provider" -- "${env[@]}" "$AGENT" monitor
+  assert_rc 0 "our stop, as $provider" -- "${env[@]}" "$AGENT" stop
+  assert_true "our stop removed the shell agent's state file" -- not test -e "$dir/Dummy-d-swap.state"
+  assert_rc 7 "our probe after the stop" -- "${env[@]}" "$AGENT" monitor
+}
+
+t_begin "installed as heartbeat, a Dummy the shell agent started (HA_RSCTMP) is found and stopped"
+swap_case heartbeat HA_RSCTMP
+t_end
+
+t_begin "installed as pacemaker, a Dummy the shell agent started (HA_VARRUN) is found and stopped"
+swap_case pacemaker HA_VARRUN
+t_end

@@ -14,7 +14,9 @@ Its purpose is primarily for testing, and to serve as a template for resource ag
             shortdesc: "State file",
             longdesc: "Location to store the resource state in. By default \
 ${HA_VARRUN}/Dummy-<resource instance>.state (/var/run/...), without the clone number for \
-anonymous clones.",
+anonymous clones, as ocf:pacemaker:Dummy; installed as the heartbeat provider \
+(OCF_RESOURCE_PROVIDER=heartbeat), ${HA_RSCTMP}/Dummy-<resource instance>.state \
+(/run/resource-agents/...), as ocf:heartbeat:Dummy.",
             default: ParamDefault::Computed("/var/run/Dummy-RESOURCE_ID.state"),
             unique: true,
             ..ParameterSpec::new("state", ParamType::String)

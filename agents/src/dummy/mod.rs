@@ -80,11 +80,17 @@ impl Agent for Dummy {
     }
 }
 
-/// `state`, or `${HA_VARRUN}/Dummy-<instance>.state` (clone suffix stripped for
-/// anonymous clones).
+/// `state`, or the default of the provider the cluster names in
+/// `OCF_RESOURCE_PROVIDER`, so that a Dummy the shell agent started is still found after
+/// the swap: heartbeat's `${HA_RSCTMP}/Dummy-<instance>.state`, else pacemaker's
+/// `${HA_VARRUN}/Dummy-<instance>.state` (clone suffix stripped for anonymous clones).
 pub fn state_path(ctx: &Context) -> Option<PathBuf> {
     if let Some(s) = ctx.params.str("state") {
         return Some(PathBuf::from(s));
+    }
+    if ctx.env.var("OCF_RESOURCE_PROVIDER") == Some("heartbeat") {
+        let instance = ctx.env.instance()?;
+        return Some(ctx.env.rsctmp().join(format!("Dummy-{instance}.state")));
     }
     let instance = ctx.env.instance_for_state()?;
     Some(ctx.env.varrun().join(format!("Dummy-{instance}.state")))
@@ -313,5 +319,50 @@ fn dump_env(ctx: &Context) {
         .and_then(|mut f| f.write_all(text.as_bytes()));
     if let Err(e) = written {
         tracing::warn!("cannot append to envfile {path}: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ocf_common::{Action, Deadline, OcfEnv, Params};
+
+    fn path(pairs: &[(&str, &str)]) -> Option<PathBuf> {
+        let env = OcfEnv::from_pairs(pairs.iter().copied());
+        let params = Params::parse(&DESCRIPTION, &env);
+        let deadline = Deadline::new(std::time::Instant::now(), Duration::from_secs(20));
+        state_path(&Context::new(Action::Monitor, env, params, deadline))
+    }
+
+    #[test]
+    fn the_default_state_file_is_the_one_of_the_provider_the_cluster_names() {
+        let base = [
+            ("OCF_RESOURCE_INSTANCE", "d1:2"),
+            ("OCF_RESKEY_CRM_meta_globally_unique", "false"),
+            ("HA_RSCTMP", "/run/ra"),
+            ("HA_VARRUN", "/var/run"),
+        ];
+        // pacemaker's Dummy (and any other provider name): HA_VARRUN, clone suffix off.
+        for provider in [None, Some("pacemaker"), Some("rust")] {
+            let mut pairs = base.to_vec();
+            if let Some(p) = provider {
+                pairs.push(("OCF_RESOURCE_PROVIDER", p));
+            }
+            assert_eq!(
+                path(&pairs),
+                Some(PathBuf::from("/var/run/Dummy-d1.state")),
+                "{provider:?}"
+            );
+        }
+        // heartbeat's Dummy: HA_RSCTMP and the instance as given.
+        let mut pairs = base.to_vec();
+        pairs.push(("OCF_RESOURCE_PROVIDER", "heartbeat"));
+        assert_eq!(
+            path(&pairs),
+            Some(PathBuf::from("/run/ra/Dummy-d1:2.state"))
+        );
+        // An explicit state wins for every provider.
+        pairs.push(("OCF_RESKEY_state", "/tmp/s"));
+        assert_eq!(path(&pairs), Some(PathBuf::from("/tmp/s")));
     }
 }

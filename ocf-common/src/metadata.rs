@@ -5,7 +5,8 @@
 //!   that do not announce OCF 1.1 (ocf-tester runs `xmllint --valid`). The DTD has no
 //!   `reloadable`, `unique-group`, `deprecated` or `reload-agent`, so those are left out.
 //! - OCF 1.1, for callers with `OCF_RA_VERSION_MINOR >= 1` (Pacemaker >= 2.1, crm_resource,
-//!   pcs): `unique-group`, `reloadable`, `deprecated` and the `reload-agent` action.
+//!   pcs): `unique-group` (with `unique` kept beside it for crmsh), `reloadable`,
+//!   `deprecated` and the `reload-agent` action.
 //!
 //! Both are deterministic: nothing here reads the environment.
 
@@ -139,8 +140,10 @@ fn write_parameter(
             el = el.with_attributes([("unique", flag(p.unique)), ("required", flag(p.required))]);
         }
         OcfVersion::V1_1 => {
+            // unique stays beside unique-group: crmsh 4.4 reads only unique (its
+            // "violate uniqueness" guard), pcs' RNG allows both.
             if p.unique {
-                el = el.with_attribute(("unique-group", p.name));
+                el = el.with_attributes([("unique-group", p.name), ("unique", "1")]);
             }
             el = el.with_attributes([
                 ("required", flag(p.required)),
@@ -256,7 +259,7 @@ mod tests {
         assert!(xml.contains("<version>1.1</version>"));
         assert!(
             xml.contains(
-                r#"<parameter name="state" unique-group="state" required="0" reloadable="0">"#
+                r#"<parameter name="state" unique-group="state" unique="1" required="0" reloadable="0">"#
             ),
             "{xml}"
         );
@@ -329,7 +332,7 @@ mod tests {
   <longdesc lang="en">x</longdesc>
   <shortdesc lang="en">x</shortdesc>
   <parameters>
-    <parameter name="state" unique-group="state" required="0" reloadable="0">
+    <parameter name="state" unique-group="state" unique="1" required="0" reloadable="0">
       <longdesc lang="en">Where the state lives: a &lt; b &amp;&amp; c &gt; d</longdesc>
       <shortdesc lang="en">state &lt;file&gt; &amp; &quot;quotes&quot;</shortdesc>
       <content type="string" default="/var/run/X-RESOURCE.state"/>

@@ -127,3 +127,19 @@ assert_match 'bogus_param' "$T_OUT" "pcs names the unknown parameter"
 assert_rc 105 "vmd is in the CIB file although pcs refused it (cibadmin: 105 = no such object)" -- \
   env CIB_file="$cib" cibadmin -Q --xpath "//primitive[@id='vmd']"
 t_end
+
+t_begin "OCF 1.1 meta-data keeps unique=\"1\" beside unique-group on config (crmsh reads only unique)"
+md11=$(OCF_RA_VERSION_MINOR=1 "$AGENT" meta-data)
+assert_match '<parameter name="config" unique-group="config" unique="1"' "$md11" "config's attributes"
+t_end
+
+t_begin "crmsh warns when two VirtualDomain resources share a config, as with the shell agent"
+cib=$T_TMP/cib-crm.xml
+cibadmin --empty >"$cib"
+assert_rc 0 "crm configure property" -- env CIB_file="$cib" timeout 60 crm configure property stonith-enabled=false
+assert_rc 0 "crm configure primitive v1" -- env CIB_file="$cib" timeout 60 \
+  crm configure primitive v1 ocf:rust:VirtualDomain params config=/etc/shared.xml
+assert_rc 0 "crm configure primitive v2 (same config)" -- env CIB_file="$cib" timeout 60 \
+  crm configure primitive v2 ocf:rust:VirtualDomain params config=/etc/shared.xml
+assert_match 'v1,v2 violate uniqueness for parameter "config"' "$T_OUT" "crmsh's uniqueness warning"
+t_end

@@ -29,9 +29,10 @@ pub fn remote_uri(p: &Params, local_uri: &str, target: &str) -> String {
     let (scheme, rest) = local_uri
         .split_once("://")
         .unwrap_or((local_uri, "/system"));
-    let scheme = scheme.split('+').next().unwrap_or(scheme);
+    // The local URI's transport is kept (qemu+ssh://a/system → qemu+ssh://TARGET/system),
+    // as the shell agent keeps it; migration_transport replaces it.
     let scheme = match &p.migration_transport {
-        Some(t) => format!("{scheme}+{t}"),
+        Some(t) => format!("{}+{t}", scheme.split('+').next().unwrap_or(scheme)),
         None => scheme.to_string(),
     };
     // Keep the local URI's port and path: authority is up to the first '/'.
@@ -132,7 +133,7 @@ mod tests {
         // without a target (validate-all outside a migration): %n, and the port range
         let c = ctx(&[("OCF_RESKEY_migration_network_suffix", "-mig")]);
         let (remote, data) = planned_uris(&c, None, "qemu+ssh://a:2222/system");
-        assert_eq!(remote, "qemu://%n-mig:2222/system");
+        assert_eq!(remote, "qemu+ssh://%n-mig:2222/system");
         assert_eq!(data.unwrap(), "tcp:%n-mig:<random port in 49152-49215>");
         let port = migrate_uri(&c, "qemu:///system", "b").unwrap();
         let port: u32 = port.strip_prefix("tcp:b-mig:").unwrap().parse().unwrap();
@@ -152,6 +153,28 @@ mod tests {
         // no suffix, no migrateuri: libvirt chooses
         let c = ctx(&[("OCF_RESKEY_migration_transport", "tcp")]);
         assert_eq!(planned_uris(&c, None, "qemu:///system").1, None);
+    }
+
+    #[test]
+    fn the_hypervisors_transport_is_kept_unless_migration_transport_replaces_it() {
+        let none = ctx(&[]);
+        for (local, target) in [
+            ("qemu+ssh://a/system", "qemu+ssh://b/system"),
+            ("qemu+tcp://a:16509/system", "qemu+tcp://b:16509/system"),
+            (
+                "qemu+tls://root@a/system?no_verify=1",
+                "qemu+tls://b/system?no_verify=1",
+            ),
+            ("qemu:///system", "qemu://b/system"),
+            ("xen+ssh://a/", "xen+ssh://b/"),
+        ] {
+            assert_eq!(remote_uri(&none, local, "b"), target, "{local}");
+        }
+        let tcp = ctx(&[("OCF_RESKEY_migration_transport", "tcp")]);
+        assert_eq!(
+            remote_uri(&tcp, "qemu+ssh://a/system", "b"),
+            "qemu+tcp://b/system"
+        );
     }
 
     #[test]

@@ -132,9 +132,18 @@ URI derived from migration_network_suffix.",
         reloadable(string(
             "migrate_options",
             "Extra virsh-style options for live migration",
-            "Extra options for the live migration, in virsh migrate syntax: --p2p, --tunnelled, \
---persistent, --undefinesource, --unsafe, --compressed, --auto-converge, --postcopy, \
---copy-storage-all, --copy-storage-inc, --abort-on-error, --migrateuri=URI. Others are refused.",
+            "Extra options for the live migration, in virsh migrate syntax (--opt VALUE or \
+--opt=VALUE), mapped to libvirt's flags and migration parameters. Flags: --live, --verbose, --p2p, \
+--tunnelled, --persistent, --undefinesource, --unsafe, --compressed, --auto-converge, --postcopy, \
+--postcopy-after-precopy, --copy-storage-all, --copy-storage-inc, \
+--copy-storage-synchronous-writes, --abort-on-error, --change-protection, --rdma-pin-all, --tls, \
+--parallel, --zerocopy. With a value: --migrateuri, --bandwidth, --postcopy-bandwidth, \
+--migrate-disks, --disks-port, --disks-uri, --parallel-connections, --comp-methods (one method), \
+--comp-mt-level, --comp-mt-threads, --comp-mt-dthreads, --comp-xbzrle-cache, --comp-zlib-level, \
+--comp-zstd-level, --auto-converge-initial, --auto-converge-increment, --listen-address, \
+--graphicsuri, --tls-destination, --timeout SECONDS (then the guest is paused, or with \
+--timeout-postcopy switched to post-copy). Anything else is refused, naming the option (--dname, \
+--xml, --offline and --suspend would break the cluster's view of the domain).",
         )),
         reloadable(with_default(
             string(

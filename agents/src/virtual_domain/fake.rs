@@ -57,6 +57,15 @@ pub struct World {
     /// Every call made, by libvirt's name of it, in order.
     pub calls: Vec<&'static str>,
     pub connects: usize,
+    /// How long a migration takes unless the guest is paused or switched to post-copy
+    /// (`None`: it is done at once).
+    pub migration_takes: Option<Duration>,
+    /// Whether pausing the guest lets a running migration finish (it does, unless the
+    /// test says otherwise).
+    pub pause_finishes_migration: bool,
+    /// A migration job was aborted / switched to post-copy.
+    pub aborted: bool,
+    pub postcopy: bool,
     hooks: Vec<(&'static str, Hook)>,
     watchers: Vec<(u64, SyncSender<i32>)>,
     next: u64,
@@ -166,6 +175,10 @@ impl FakeHost {
                 generation: 0,
                 calls: Vec::new(),
                 connects: 0,
+                migration_takes: None,
+                pause_finishes_migration: true,
+                aborted: false,
+                postcopy: false,
                 hooks: Vec::new(),
                 watchers: Vec::new(),
                 next: 0,
@@ -220,6 +233,10 @@ pub struct FakeHv {
 }
 
 impl FakeHv {
+    fn world(&self) -> MutexGuard<'_, World> {
+        self.world.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn call<T>(
         &self,
         op: &'static str,
@@ -460,7 +477,31 @@ impl Hypervisor for FakeHv {
     }
 
     fn abort_job(&self, _g: u64, until: Instant) -> Result<(), LibvirtError> {
-        self.call("virDomainAbortJob", until, |_| Ok(()))
+        self.call("virDomainAbortJob", until, |w| {
+            w.aborted = true;
+            Ok(())
+        })
+    }
+
+    fn suspend(&self, g: u64, until: Instant) -> Result<(), LibvirtError> {
+        self.call("virDomainSuspend", until, |w| {
+            w.by_handle(g)?.state = DomainState::Paused;
+            Ok(())
+        })
+    }
+
+    fn resume(&self, g: u64, until: Instant) -> Result<(), LibvirtError> {
+        self.call("virDomainResume", until, |w| {
+            w.by_handle(g)?.state = DomainState::Running;
+            Ok(())
+        })
+    }
+
+    fn start_postcopy(&self, _g: u64, until: Instant) -> Result<(), LibvirtError> {
+        self.call("virDomainMigrateStartPostCopy", until, |w| {
+            w.postcopy = true;
+            Ok(())
+        })
     }
 
     /// Moves the domain into the target's world at once (both ends of a fake migration
@@ -474,6 +515,37 @@ impl Hypervisor for FakeHv {
         let until = Instant::now() + Duration::from_secs(5);
         let moved = self.call("virDomainMigrate3", until, |w| Ok(w.by_handle(g)?.clone()))?;
         let (tx, rx) = sync_channel(1);
+        let takes = self.world().migration_takes;
+        if let Some(takes) = takes {
+            // The job runs until its time is up, the guest is paused or switched to
+            // post-copy (then it completes), or it is aborted (then it fails).
+            let world = self.world.clone();
+            std::thread::spawn(move || {
+                let t = Instant::now();
+                loop {
+                    {
+                        let w = world.lock().unwrap_or_else(|e| e.into_inner());
+                        if w.aborted {
+                            let _ = tx.send(Err(
+                                "operation aborted: migration job: canceled by client".into(),
+                            ));
+                            return;
+                        }
+                        let paused = w
+                            .domains
+                            .iter()
+                            .any(|d| d.handle == g && d.state == DomainState::Paused);
+                        let paused = paused && w.pause_finishes_migration;
+                        if paused || w.postcopy || t.elapsed() >= takes {
+                            let _ = tx.send(Ok(()));
+                            return;
+                        }
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            });
+            return Ok(rx);
+        }
         if !Arc::ptr_eq(&self.world, &dest.world) {
             let mut target = dest.world.lock().unwrap_or_else(|e| e.into_inner());
             let h = target.add(&moved.name, &moved.uuid);

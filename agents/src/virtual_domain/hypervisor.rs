@@ -11,6 +11,7 @@
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError};
 use std::time::Instant;
 
+use super::migrate_options::MigrateOptions;
 use super::process::Processes;
 use super::Identity;
 
@@ -172,7 +173,7 @@ pub enum Seen<G> {
 /// VIR_DOMAIN_EVENT_STOPPED).
 pub const EVENT_STOPPED: i32 = 5;
 
-/// What a live migration is given besides its flags.
+/// What a live migration is given.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Migration {
     /// The target's libvirt URI.
@@ -185,6 +186,8 @@ pub struct Migration {
     pub flags: u32,
     /// Peer to peer: the source's libvirtd talks to the target itself.
     pub p2p: bool,
+    /// The typed parameters of migrate_options (its flags are in `flags` already).
+    pub options: MigrateOptions,
 }
 
 /// A running migration job's progress.
@@ -193,6 +196,8 @@ pub struct JobProgress {
     pub remaining_bytes: u64,
     pub total_bytes: u64,
     pub elapsed_ms: u64,
+    /// Passes over the guest's memory so far.
+    pub iteration: u64,
 }
 
 /// One open connection to a hypervisor. Every call returns by `until`.
@@ -259,6 +264,12 @@ pub trait Hypervisor: Sized {
     fn migration_downtime(&self, g: Self::Guest, until: Instant) -> Result<u64, LibvirtError>;
     fn job_progress(&self, g: Self::Guest, until: Instant) -> Result<JobProgress, LibvirtError>;
     fn abort_job(&self, g: Self::Guest, until: Instant) -> Result<(), LibvirtError>;
+    /// Pauses the guest (a migration that outlasts `--timeout` then completes).
+    fn suspend(&self, g: Self::Guest, until: Instant) -> Result<(), LibvirtError>;
+    /// Resumes a paused guest.
+    fn resume(&self, g: Self::Guest, until: Instant) -> Result<(), LibvirtError>;
+    /// Switches the running migration to post-copy.
+    fn start_postcopy(&self, g: Self::Guest, until: Instant) -> Result<(), LibvirtError>;
     /// Starts a live migration to `dest` (a connection to the target) and returns at
     /// once; the migration's result arrives on the receiver.
     fn migrate(

@@ -363,11 +363,29 @@ impl Hypervisor for Libvirt {
                 remaining_bytes: s.data_remaining.unwrap_or(0),
                 total_bytes: s.data_total.unwrap_or(0),
                 elapsed_ms: s.time_elapsed.unwrap_or(0),
+                iteration: s.mem_iteration.unwrap_or(0),
             })
     }
 
     fn abort_job(&self, g: Guest, until: Instant) -> Result<(), LibvirtError> {
         self.on(g, "virDomainAbortJob", until, raw::abort_job)
+    }
+
+    fn suspend(&self, g: Guest, until: Instant) -> Result<(), LibvirtError> {
+        self.on(g, "virDomainSuspend", until, |d| d.suspend())
+    }
+
+    fn resume(&self, g: Guest, until: Instant) -> Result<(), LibvirtError> {
+        self.on(g, "virDomainResume", until, |d| d.resume())
+    }
+
+    fn start_postcopy(&self, g: Guest, until: Instant) -> Result<(), LibvirtError> {
+        self.on(
+            g,
+            "virDomainMigrateStartPostCopy",
+            until,
+            raw::start_postcopy,
+        )
     }
 
     fn migrate(
@@ -382,9 +400,27 @@ impl Hypervisor for Libvirt {
         std::thread::Builder::new()
             .name("migration".into())
             .spawn(move || {
+                let o = m.options;
                 let params = MigrateParameters {
                     uri: m.data_uri,
                     bandwidth: m.bandwidth,
+                    bandwidth_postcopy: o.postcopy_bandwidth,
+                    migrate_disks: o.migrate_disks,
+                    disks_port: o.disks_port,
+                    disks_uri: o.disks_uri,
+                    parallel_connections: o.parallel_connections,
+                    compression: o.compression,
+                    compression_mt_level: o.comp_mt_level,
+                    compression_mt_threads: o.comp_mt_threads,
+                    compression_mt_dthreads: o.comp_mt_dthreads,
+                    compression_xbzrle_cache: o.comp_xbzrle_cache,
+                    compression_zlib_level: o.comp_zlib_level,
+                    compression_zstd_level: o.comp_zstd_level,
+                    auto_converge_initial: o.auto_converge_initial,
+                    auto_converge_increment: o.auto_converge_increment,
+                    listen_address: o.listen_address,
+                    graphics_uri: o.graphics_uri,
+                    tls_destination: o.tls_destination,
                     ..Default::default()
                 };
                 let r = if m.p2p {

@@ -10,6 +10,7 @@ use virt::sys;
 use super::error::Error;
 use super::health::{state_check, wait_until_healthy};
 use super::hypervisor::{bounded, Found, Host, Hypervisor, Migration};
+use super::migrate_options::OnTimeout;
 use super::uris::{migrate_uri, remote_uri};
 use super::{definition, Answer, Resource};
 
@@ -69,18 +70,27 @@ pub fn migrate_to<H: Host>(host: &H, ctx: &Context) -> Answer {
         flags |= sys::VIR_MIGRATE_PERSIST_DEST | sys::VIR_MIGRATE_UNDEFINE_SOURCE;
     }
     tracing::debug!(flags, "migration flags");
+    let opts = &p.migrate_options;
     let job = Migration {
         dest_uri: dest.clone(),
         data_uri,
-        bandwidth: (speed > 0).then_some(speed),
+        // migration_speed wins over --bandwidth, as it caps the domain's speed too.
+        bandwidth: (speed > 0).then_some(speed).or(opts.bandwidth),
         flags,
-        p2p: p.migrate_options.p2p(),
+        p2p: opts.p2p(),
+        options: opts.clone(),
     };
+    let job_started = Instant::now();
     let rx = hv.migrate(guest, &dconn, job)?;
 
     let downtime = p.migration_downtime;
     let mut downtime_set = downtime == 0;
     let mut last_log = Instant::now();
+    // --timeout: the guest paused (or post-copy started) once, when the time is up;
+    // --postcopy-after-precopy: post-copy once the first pass over memory is done.
+    let mut timed_out = false;
+    let mut suspended = false;
+    let mut postcopy_started = false;
     loop {
         match rx.recv_timeout(Duration::from_millis(250)) {
             Ok(Ok(())) => break,
@@ -101,7 +111,46 @@ pub fn migrate_to<H: Host>(host: &H, ctx: &Context) -> Answer {
         if !downtime_set && hv.set_migration_downtime(guest, downtime, until).is_ok() {
             downtime_set = true;
             let now = hv.migration_downtime(guest, until);
-            tracing::info!(downtime_ms = downtime, effective = ?now.ok(), "migration downtime set");
+            match now {
+                Ok(effective_ms) => {
+                    tracing::info!(
+                        downtime_ms = downtime,
+                        effective_ms,
+                        "migration downtime set"
+                    )
+                }
+                Err(_) => tracing::info!(downtime_ms = downtime, "migration downtime set"),
+            }
+        }
+        if let Some((after, action)) = opts.timeout {
+            if !timed_out && job_started.elapsed() >= after {
+                timed_out = true;
+                let done = match action {
+                    OnTimeout::Suspend => hv.suspend(guest, until).map(|()| suspended = true),
+                    OnTimeout::Postcopy => hv.start_postcopy(guest, until),
+                };
+                match done {
+                    Ok(()) => {
+                        tracing::warn!(domain = %id.name, "migration still running after {}s (--timeout): {}", after.as_secs(), match action { OnTimeout::Suspend => "guest paused to let it finish", OnTimeout::Postcopy => "switched to post-copy" })
+                    }
+                    Err(e) => tracing::warn!(domain = %id.name, "--timeout: {e}"),
+                }
+            }
+        }
+        if opts.postcopy_after_precopy && !postcopy_started {
+            if let Ok(job) = hv.job_progress(guest, until) {
+                if job.iteration >= 1 {
+                    postcopy_started = true;
+                    match hv.start_postcopy(guest, until) {
+                        Ok(()) => {
+                            tracing::info!(domain = %id.name, "first pass done: switched to post-copy")
+                        }
+                        Err(e) => {
+                            tracing::warn!(domain = %id.name, "--postcopy-after-precopy: {e}")
+                        }
+                    }
+                }
+            }
         }
         if last_log.elapsed() >= Duration::from_secs(2) {
             last_log = Instant::now();
@@ -125,6 +174,12 @@ pub fn migrate_to<H: Host>(host: &H, ctx: &Context) -> Answer {
                 // The abort came too late: the domain is on the target, as asked.
                 tracing::warn!(domain = %id.name, target, "the migration completed as it was being aborted");
                 return Ok(ExitCode::Success);
+            }
+            if suspended {
+                // Paused by --timeout for a migration that did not happen: running again.
+                if let Err(e) = hv.resume(guest, until) {
+                    tracing::warn!(domain = %id.name, "cannot resume the guest paused for the migration: {e}");
+                }
             }
             let here = match state_check(&hv, &id, until, false) {
                 Ok(Ok(_)) => "keeps running here",

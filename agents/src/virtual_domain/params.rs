@@ -10,6 +10,7 @@
 use virt::sys;
 
 use super::error::Error;
+pub use super::migrate_options::{parse_options, MigrateOptions};
 
 /// The utilization attributes the agent can publish, in the order of the description.
 pub const UTILIZATION: [&str; 3] = ["cpu", "host_memory", "hv_memory"];
@@ -21,19 +22,6 @@ pub struct Utilization {
     pub autoset: bool,
     /// unset_utilization_ATTR: remove the attribute (when not autoset).
     pub unset: bool,
-}
-
-/// Extra migration options in virsh syntax, as libvirt flags.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct MigrateOptions {
-    pub flags: u32,
-    pub migrateuri: Option<String>,
-}
-
-impl MigrateOptions {
-    pub fn p2p(&self) -> bool {
-        self.flags & sys::VIR_MIGRATE_PEER2PEER != 0
-    }
 }
 
 /// Every VirtualDomain parameter, as the actions use it.
@@ -237,47 +225,6 @@ pub fn shutdown_flags(mode: Option<&str>) -> Result<u32, String> {
     Ok(flags)
 }
 
-/// Parses `migrate_options`. Options that change nothing here (--live, --verbose) are
-/// accepted; anything unknown is refused rather than silently ignored.
-pub fn parse_options(text: &str) -> Result<MigrateOptions, String> {
-    let mut o = MigrateOptions::default();
-    let mut words = text.split_whitespace();
-    while let Some(w) = words.next() {
-        let flag = match w {
-            "--live" | "--verbose" => 0,
-            "--p2p" => sys::VIR_MIGRATE_PEER2PEER,
-            "--tunnelled" | "--tunneled" => sys::VIR_MIGRATE_TUNNELLED | sys::VIR_MIGRATE_PEER2PEER,
-            "--persistent" => sys::VIR_MIGRATE_PERSIST_DEST,
-            "--undefinesource" => sys::VIR_MIGRATE_UNDEFINE_SOURCE,
-            "--unsafe" => sys::VIR_MIGRATE_UNSAFE,
-            "--compressed" => sys::VIR_MIGRATE_COMPRESSED,
-            "--auto-converge" => sys::VIR_MIGRATE_AUTO_CONVERGE,
-            "--postcopy" => sys::VIR_MIGRATE_POSTCOPY,
-            "--copy-storage-all" => sys::VIR_MIGRATE_NON_SHARED_DISK,
-            "--copy-storage-inc" => sys::VIR_MIGRATE_NON_SHARED_INC,
-            "--abort-on-error" => sys::VIR_MIGRATE_ABORT_ON_ERROR,
-            "--migrateuri" => {
-                o.migrateuri = Some(
-                    words
-                        .next()
-                        .ok_or("--migrateuri needs a value")?
-                        .to_string(),
-                );
-                0
-            }
-            other => match other.strip_prefix("--migrateuri=") {
-                Some(uri) if !uri.is_empty() => {
-                    o.migrateuri = Some(uri.to_string());
-                    0
-                }
-                _ => return Err(format!("'{other}' is not a supported migration option")),
-            },
-        };
-        o.flags |= flag;
-    }
-    Ok(o)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -421,28 +368,5 @@ mod tests {
         assert!(shutdown_flags(Some("acpi,reboot"))
             .unwrap_err()
             .contains("'reboot'"));
-    }
-
-    #[test]
-    fn options_map_to_flags() {
-        let o = parse_options(
-            "--live --p2p --tunnelled --persistent --undefinesource --migrateuri=tcp://x",
-        )
-        .unwrap();
-        assert!(o.p2p());
-        assert_eq!(o.migrateuri.as_deref(), Some("tcp://x"));
-        assert_ne!(o.flags & sys::VIR_MIGRATE_TUNNELLED, 0);
-        assert_ne!(o.flags & sys::VIR_MIGRATE_PERSIST_DEST, 0);
-        assert_ne!(o.flags & sys::VIR_MIGRATE_UNDEFINE_SOURCE, 0);
-        assert_eq!(
-            parse_options("--migrateuri tcp://y")
-                .unwrap()
-                .migrateuri
-                .as_deref(),
-            Some("tcp://y")
-        );
-        assert_eq!(parse_options("").unwrap(), MigrateOptions::default());
-        assert!(parse_options("--bogus").unwrap_err().contains("'--bogus'"));
-        assert!(parse_options("--migrateuri").is_err());
     }
 }

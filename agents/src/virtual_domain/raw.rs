@@ -25,6 +25,15 @@ pub fn domain_state(dom: &Domain) -> Result<(i32, i32), Error> {
 }
 
 /// `virDomainAbortJob`: cancels the domain's running job (a migration or a save).
+/// virDomainMigrateStartPostCopy (virt 0.5 has no wrapper).
+pub fn start_postcopy(dom: &Domain) -> Result<(), Error> {
+    let rc = unsafe { sys::virDomainMigrateStartPostCopy(dom.as_ptr(), 0) };
+    if rc < 0 {
+        return Err(Error::last_error());
+    }
+    Ok(())
+}
+
 pub fn abort_job(dom: &Domain) -> Result<(), Error> {
     // SAFETY: `dom.as_ptr()` is a live domain reference held by `dom` during the call.
     let rc = unsafe { sys::virDomainAbortJob(dom.as_ptr()) };

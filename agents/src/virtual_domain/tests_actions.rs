@@ -683,3 +683,75 @@ fn start_stop_and_monitor_of_a_healthy_domain() {
         })
     ));
 }
+
+// ---- migrate_options that need the agent's own work ----
+
+fn migrate_to(case: &Case, options: &str, timeout_ms: u64) -> (Answer, Duration) {
+    case.run_timed(
+        Action::MigrateTo,
+        &[
+            ("CRM_meta_migrate_target", "node2"),
+            ("migrate_options", options),
+        ],
+        timeout_ms,
+    )
+}
+
+#[test]
+fn migrate_options_timeout_pauses_the_guest_so_the_migration_finishes() {
+    let case = Case::new("vm1", Some(UUID));
+    case.running();
+    case.host.world().migration_takes = Some(Duration::from_secs(60));
+    let (answer, took) = migrate_to(&case, "--timeout 1", 20_000);
+    assert_eq!(code(&answer), ExitCode::Success, "{}", reason(&answer));
+    assert!(case.host.world().called("virDomainSuspend"));
+    assert!(took < Duration::from_secs(3), "{took:?}");
+}
+
+#[test]
+fn migrate_options_timeout_postcopy_switches_to_post_copy() {
+    let case = Case::new("vm1", Some(UUID));
+    case.running();
+    case.host.world().migration_takes = Some(Duration::from_secs(60));
+    let (answer, _) = migrate_to(&case, "--postcopy --timeout=1 --timeout-postcopy", 20_000);
+    assert_eq!(code(&answer), ExitCode::Success, "{}", reason(&answer));
+    let w = case.host.world();
+    assert!(w.postcopy && !w.called("virDomainSuspend"));
+}
+
+#[test]
+fn a_migration_aborted_at_the_deadline_resumes_a_guest_paused_for_it() {
+    let case = Case::new("vm1", Some(UUID));
+    case.running();
+    // A migration that never finishes, not even with the guest paused by --timeout.
+    {
+        let mut w = case.host.world();
+        w.migration_takes = Some(Duration::from_secs(600));
+        w.pause_finishes_migration = false;
+    }
+    let (answer, took) = migrate_to(&case, "--timeout 1", 6_000);
+    assert_eq!(code(&answer), ExitCode::ErrGeneric);
+    assert!(
+        reason(&answer).contains("did not finish"),
+        "{}",
+        reason(&answer)
+    );
+    assert!(took < Duration::from_secs(6), "{took:?}");
+    let w = case.host.world();
+    assert!(w.aborted && w.called("virDomainSuspend"));
+    assert_eq!(
+        w.dom("vm1").map(|d| d.state),
+        Some(DomainState::Running),
+        "left paused"
+    );
+}
+
+#[test]
+fn a_refused_migrate_option_fails_migrate_to_with_6_naming_it_and_nothing_moves() {
+    let case = Case::new("vm1", Some(UUID));
+    case.running();
+    let (answer, _) = migrate_to(&case, "--dname vm2", 20_000);
+    assert_eq!(code(&answer), ExitCode::ErrConfigured);
+    assert!(reason(&answer).contains("'--dname'"), "{}", reason(&answer));
+    assert!(!case.host.world().called("virDomainMigrate3"));
+}

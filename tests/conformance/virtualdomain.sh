@@ -139,10 +139,10 @@ cibadmin --empty >"$cib"
 assert_rc 0 "crm configure property" -- env CIB_file="$cib" timeout 60 crm configure property stonith-enabled=false
 assert_rc 0 "crm configure primitive v1" -- env CIB_file="$cib" timeout 60 \
   crm configure primitive v1 ocf:rust:VirtualDomain params config=/etc/shared.xml
-# crm exits 1 after warnings about this CIB file (no nodes, no quorum); the warning is
-# what is checked, and that v2 was still added, as crmsh does for the shell agent.
-crm_out=$(env CIB_file="$cib" timeout 60 crm configure primitive v2 ocf:rust:VirtualDomain \
-  params config=/etc/shared.xml 2>&1) || true
-assert_match 'v1,v2 violate uniqueness for parameter "config"' "$crm_out" "crmsh's uniqueness warning"
-assert_rc 0 "v2 is in the CIB" -- env CIB_file="$cib" cibadmin -Q --xpath "//primitive[@id='v2']"
+# With the warning crm commits nothing and exits 1, as it does for the shell agent.
+assert_rc 1 "crm configure primitive v2 (same config)" -- env CIB_file="$cib" timeout 60 \
+  crm configure primitive v2 ocf:rust:VirtualDomain params config=/etc/shared.xml
+assert_match 'v1,v2 violate uniqueness for parameter "config"' "$T_OUT" "crmsh's uniqueness warning"
+assert_rc 105 "v2 is not in the CIB (cibadmin: 105 = no such object)" -- \
+  env CIB_file="$cib" cibadmin -Q --xpath "//primitive[@id='v2']"
 t_end

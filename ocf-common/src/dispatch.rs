@@ -4,7 +4,8 @@
 //! Rules (OCF spec, plus shared/notes/decisions.md):
 //! - no action, an unknown action or one the agent does not advertise: usage on stderr,
 //!   exit 3; arguments after the action are ignored;
-//! - `meta-data` and `usage`/`help` need nothing from the environment;
+//! - `meta-data`, `usage`/`help` and `version`/`--version` need nothing from the
+//!   environment;
 //! - invalid parameters fail every action with their code and reason, except stop and
 //!   probes, which the agent still runs (with defaults in place of the bad values), so a
 //!   resource that cannot be configured can still be found and stopped, and recurring
@@ -175,6 +176,10 @@ pub fn execute(
 ) -> i32 {
     let desc = agent.description();
     let requested = args.get(1).map(String::as_str);
+    if matches!(requested, Some("--version" | "version")) {
+        let _ = writeln!(stdout, "{} (ocf-rs) {}", desc.name, desc.version);
+        return ExitCode::Success.code();
+    }
     let action = match requested.map(Action::parse) {
         Some(Some(Action::Usage)) => {
             let _ = writeln!(stdout, "{}", desc.usage());
@@ -496,6 +501,17 @@ mod tests {
         let (code, _, err) = run(&["T", "start"], &[("OCF_RESKEY_n", "7")]);
         assert_eq!(code, 5);
         assert_eq!(err, "ocf-exit-reason:first second\n");
+    }
+
+    #[test]
+    fn version_prints_the_agent_and_its_version() {
+        for arg in ["--version", "version"] {
+            let (code, out, err) = run(&["T", arg], &[]);
+            assert_eq!(
+                (code, out.as_str(), err.as_str()),
+                (0, "T (ocf-rs) 1\n", "")
+            );
+        }
     }
 
     #[test]

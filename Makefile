@@ -12,6 +12,7 @@ CARGO    ?= cargo
 AGENTS   := Dummy VirtualDomain
 
 AGENT_DIR := $(DESTDIR)$(OCF_ROOT)/resource.d/$(PROVIDER)
+MAN_DIR   := $(DESTDIR)$(PREFIX)/share/man/man7
 
 .PHONY: all build install uninstall test test-unit test-conformance test-libvirt test-cluster test-migration test-mutants lint fmt metadata demo bench clean
 
@@ -23,11 +24,15 @@ build:
 install: build
 	install -d -m 0755 $(AGENT_DIR)
 	for a in $(AGENTS); do install -m 0755 target/release/$$a $(AGENT_DIR)/$$a; done
+	install -d -m 0755 $(MAN_DIR)
+	for a in $(AGENTS); do install -m 0644 man/ocf_rust_$$a.7 $(MAN_DIR)/ocf_rust_$$a.7; done
 
 uninstall:
 	for a in $(AGENTS); do rm -f $(AGENT_DIR)/$$a; done
+	for a in $(AGENTS); do rm -f $(MAN_DIR)/ocf_rust_$$a.7; done
 
-# Regenerate the committed meta-data (both OCF renderings) and the README tables.
+# Regenerate the committed meta-data (both OCF renderings), the manual pages and the
+# README tables.
 metadata:
 	$(CARGO) run --quiet --locked --bin ocf-rs-gen -- .
 

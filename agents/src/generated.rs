@@ -1,5 +1,6 @@
 //! The generated files committed in the repository (meta-data in both OCF renderings,
-//! the README's parameter tables), computed from the agent descriptions.
+//! the README's parameter tables, the manual pages), computed from the agent
+//! descriptions.
 
 use std::path::{Path, PathBuf};
 
@@ -25,6 +26,12 @@ pub fn files(root: &Path) -> Vec<(PathBuf, String)> {
         }
         tables.push_str(&ocf_common::docs::markdown(desc, "rust"));
         tables.push('\n');
+    }
+    for (desc, page) in crate::manuals() {
+        out.push((
+            root.join("man").join(format!("ocf_rust_{}.7", desc.name)),
+            ocf_common::docs::man(desc, "rust", page),
+        ));
     }
     let readme_path = root.join("README.md");
     let readme = std::fs::read_to_string(&readme_path).unwrap_or_default();

@@ -11,3 +11,14 @@ use ocf_common::AgentDescription;
 pub fn all() -> Vec<&'static AgentDescription> {
     vec![&dummy::DESCRIPTION, &virtual_domain::DESCRIPTION]
 }
+
+/// Every agent with its manual page's own text.
+pub fn manuals() -> Vec<(
+    &'static AgentDescription,
+    &'static ocf_common::docs::ManPage,
+)> {
+    vec![
+        (&dummy::DESCRIPTION, &dummy::MAN),
+        (&virtual_domain::DESCRIPTION, &virtual_domain::MAN),
+    ]
+}

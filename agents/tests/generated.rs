@@ -1,4 +1,5 @@
-//! The committed meta-data and README tables are what the descriptions generate.
+//! The committed meta-data, manual pages and README tables are what the descriptions
+//! generate.
 
 use std::path::Path;
 
@@ -6,10 +7,10 @@ use std::path::Path;
 fn generated_files_are_up_to_date() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     let files = ocf_agents::generated::files(root);
-    // Two renderings per agent plus the README.
+    // Two renderings and a manual page per agent, plus the README.
     assert_eq!(
         files.len(),
-        ocf_agents::all().len() * 2 + 1,
+        ocf_agents::all().len() * 3 + 1,
         "README markers missing?"
     );
     for (path, expected) in files {
@@ -19,6 +20,36 @@ fn generated_files_are_up_to_date() {
             "{} is out of date: run `make metadata` and commit the result",
             path.display()
         );
+    }
+}
+
+#[test]
+fn every_agent_has_a_manual_page_naming_every_parameter_and_action() {
+    assert_eq!(ocf_agents::manuals().len(), ocf_agents::all().len());
+    for (desc, page) in ocf_agents::manuals() {
+        let man = ocf_common::docs::man(desc, "rust", page);
+        assert!(man.starts_with(&format!(
+            ".TH \"OCF_RUST_{}\" \"7\"",
+            desc.name.to_uppercase()
+        )));
+        for p in desc.parameters {
+            assert!(
+                man.contains(&format!(".PP\n\\fB{}\\fR\n", p.name)),
+                "{}",
+                p.name
+            );
+        }
+        for a in desc.actions {
+            assert!(man.contains(&format!("\\fB{}\\fR", a.name)), "{}", a.name);
+        }
+        for section in [
+            "EXIT STATUS",
+            "EXAMPLE PCS USAGE",
+            "EXAMPLE CRM SHELL",
+            "DIFFERENCES",
+        ] {
+            assert!(man.contains(section), "{}: {section}", desc.name);
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! Writes the generated files that are committed: `metadata/<Agent>-ocf-1.0.xml`,
-//! `metadata/<Agent>-ocf-1.1.xml`, and the parameter section of README.md. The test
+//! `metadata/<Agent>-ocf-1.1.xml`, `man/ocf_rust_<Agent>.7`, and the parameter section of
+//! README.md. The test
 //! `generated_files_are_up_to_date` fails when they differ from what this would write.
 //!
 //! Usage: ocf-rs-gen [REPO_ROOT]   (default: the current directory)

@@ -74,3 +74,25 @@ every call.",
         ActionSpec::new("meta-data", 5),
     ],
 };
+
+/// What Dummy's manual page says beyond the description.
+pub static MAN: ocf_common::docs::ManPage = ocf_common::docs::ManPage {
+    pcs_example: "pcs resource create FAKE1 ocf:rust:Dummy \\
+    op monitor interval=10s",
+    crm_example: "crm configure primitive FAKE1 ocf:rust:Dummy \\
+    op monitor interval=10s",
+    exit_codes: &[
+        ("0 (OCF_SUCCESS)", "The resource runs (its state file exists), or a stop removed it."),
+        ("1 (OCF_ERR_GENERIC)", "fail_start_on names this host (start, migrate_from, reload-agent), two monitors overlap while op_sleep is set, or a monitor at OCF_CHECK_LEVEL 20/30 reports its test failure."),
+        ("2 (OCF_ERR_ARGS)", "validate-all at OCF_CHECK_LEVEL=10: the state file's (or envfile's) directory does not exist or cannot be written."),
+        ("6 (OCF_ERR_CONFIGURED)", "A parameter value that does not parse (op_sleep=abc), naming the parameter (monitor, probe and stop log a warning and go on)."),
+        ("7 (OCF_NOT_RUNNING)", "monitor: no state file."),
+    ],
+    deviations: &[
+        "The union of ocf:heartbeat:Dummy and ocf:pacemaker:Dummy: pacemaker's parameters, checks and reload-agent, heartbeat's reload action.",
+        "The default state file follows the provider named in OCF_RESOURCE_PROVIDER: ${HA_RSCTMP}/Dummy-<instance>.state for heartbeat, ${HA_VARRUN}/Dummy-<instance>.state (clone suffix stripped for anonymous clones) otherwise, so a Dummy started by the shell agent is found after the swap.",
+        "op_sleep is a Pacemaker time (2, 2s, 500ms); a sleep that would outlast the operation's timeout ends just before it.",
+        "Exactly one exit reason, the most specific one.",
+    ],
+    see_also: "ocf_rust_VirtualDomain(7), ocf_heartbeat_Dummy(7), crm_resource(8), pcs(8); the README of ocf-rs.",
+};

@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use ocf_common::statefile;
 use ocf_common::{Action, Agent, AgentDescription, Context, ExitCode, OcfError, OcfResult};
 
-pub use description::DESCRIPTION;
+pub use description::{DESCRIPTION, MAN};
 
 /// The Dummy agent.
 pub struct Dummy;

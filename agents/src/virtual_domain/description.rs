@@ -86,9 +86,9 @@ use it with snapshot.",
             string(
                 "migration_transport",
                 "Remote hypervisor transport",
-                "Transport used to reach the target host's libvirt during a live migration, added \
-to the hypervisor URI's scheme (e.g. ssh gives qemu+ssh://TARGET/system). Not used when \
-remoteuri is set.",
+                "Transport used to reach the target host's libvirt during a live migration, put in \
+the hypervisor URI's scheme in place of its own (e.g. ssh gives qemu+ssh://TARGET/system); \
+unset, the hypervisor URI's transport is kept. Not used when remoteuri is set.",
             ),
             "",
         )),
@@ -288,4 +288,38 @@ pools and virtual networks the config refers to if they are inactive (refresh ac
         ActionSpec::new("meta-data", 5),
         ActionSpec::new("validate-all", 5),
     ],
+};
+
+/// What VirtualDomain's manual page says beyond the description.
+pub static MAN: ocf_common::docs::ManPage = ocf_common::docs::ManPage {
+    pcs_example: "pcs resource create vm1 ocf:rust:VirtualDomain \\
+    config=/etc/libvirt/qemu/vm1.xml hypervisor=qemu:///system \\
+    meta allow-migrate=true \\
+    op monitor interval=10s timeout=30s",
+    crm_example: "crm configure primitive vm1 ocf:rust:VirtualDomain \\
+    params config=/etc/libvirt/qemu/vm1.xml hypervisor=qemu:///system \\
+    meta allow-migrate=true \\
+    op monitor interval=10s timeout=30s",
+    exit_codes: &[
+        ("0 (OCF_SUCCESS)", "The domain runs here (monitor, start, migrate_from), or it does not run here any more (stop). A stop answers 0 without libvirt only when the guest's own qemu process is provably gone, or after ending it itself."),
+        ("1 (OCF_ERR_GENERIC)", "libvirt could not be reached or refused the request, the domain is crashed or suspended, a domain of the same name with another UUID exists (start), the deadline passed, or, without libvirt, the domain's state cannot be proven. An unreachable or hung libvirtd is 1 in every action: nothing is guessed."),
+        ("2 (OCF_ERR_ARGS)", "validate-all at OCF_CHECK_LEVEL=10: the snapshot directory does not exist."),
+        ("4 (OCF_ERR_PERM)", "validate-all at OCF_CHECK_LEVEL=10: the state directory cannot be written."),
+        ("5 (OCF_ERR_INSTALLED)", "What this host lacks: the config file is missing, unreadable or not a domain definition (start, migrate_*, a recurring monitor of a broken file), the emulator, or a tool a parameter needs (qemu-img, virt-copy-in, csync2)."),
+        ("6 (OCF_ERR_CONFIGURED)", "A parameter value or combination that is wrong everywhere, naming the parameter (start, migrate_*, validate-all, reload-agent; monitor, probe and stop log a warning and go on); config unset (all actions but stop and probe)."),
+        ("7 (OCF_NOT_RUNNING)", "monitor: libvirt says the domain is shut off or does not exist, or the only domain of that name is another VM (another UUID). Never answered when libvirt cannot be asked."),
+    ],
+    deviations: &[
+        "Talks to libvirt directly, one connection per invocation, every call bounded by the operation's timeout (no virsh, no shell, no fork on the monitor path).",
+        "The domain is identified by its UUID (the config's, or the one libvirt assigned at start, kept in the state file); a domain of the same name with another UUID is never adopted, undefined or stopped. The name is read from the config as libvirt reads it.",
+        "A probe or monitor whose config file disappeared asks libvirt by the identity cached at start, so a running VM is never reported stopped because its file went away; the shell agent answers from the missing file alone.",
+        "With libvirtd down or hung, monitor answers from the guest's qemu process for qemu:///system (alive: 0; otherwise 1, never 7), and stop ends that process itself before its deadline; for any other URI both answer 1.",
+        "Stop escalates in time: shutdown (shutdown_mode is applied, the shell agent ignores it), then destroy within a budget kept at the end of the timeout.",
+        "start and migrate_from return once a full monitor passes (monitor_scripts included); migrate_to watches the migration and aborts it before the deadline so the guest stays healthy on the source.",
+        "Booleans are exactly ocf_is_true's spellings; other text (Yes, y, On) is refused rather than read as false. A recurring monitor does not fail over a value it does not need.",
+        "config unset: stop answers 0 and a probe 7 (the shell agent answers 6 to every action, so a stop fails).",
+        "Exactly one exit reason, the most specific one. reload-agent applies reloadable parameters without restarting the VM.",
+        "backingfile/stateless give qemu-img the backing format, so they work with current qemu-img.",
+    ],
+    see_also: "ocf_rust_Dummy(7), ocf_heartbeat_VirtualDomain(7), virsh(1), crm_resource(8), pcs(8); the README of ocf-rs.",
 };

@@ -51,7 +51,7 @@ use std::time::{Duration, Instant};
 use ocf_common::regular_file::{self, ReadError};
 use ocf_common::{Action, Agent, AgentDescription, Context, ExitCode, OcfError, OcfResult};
 
-pub use description::DESCRIPTION;
+pub use description::{DESCRIPTION, MAN};
 use domain_xml::DomainXml;
 use error::Error;
 use hypervisor::{Host, Hypervisor, LibvirtError};

@@ -291,7 +291,14 @@ pub fn execute(
 /// The whole `main` of an agent binary: reads the process's arguments and environment,
 /// sets up logging, runs the action and exits with its status.
 pub fn main(agent: &dyn Agent) -> ! {
-    let started = Instant::now();
+    let code = run_process(agent, Instant::now());
+    std::process::exit(code)
+}
+
+/// [`main`] without the exit, for an agent run from a plugin that the binary loaded: the
+/// action's deadline counts from `started` (when the process began), and the caller exits
+/// with the status returned. Everything is written and flushed before it returns.
+pub fn run_process(agent: &dyn Agent, started: Instant) -> i32 {
     let args: Vec<String> = std::env::args_os()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
@@ -313,7 +320,7 @@ pub fn main(agent: &dyn Agent) -> ! {
     let _ = std::io::stdout().flush();
     // Nothing a child of the agent started outlives it.
     crate::child::end_leftovers();
-    std::process::exit(code)
+    code
 }
 
 #[cfg(test)]

@@ -1,34 +1,47 @@
 # ocf-rs: build, install and test the Rust OCF resource agents.
 #   make                 build the agents (release)
-#   make install         install them as $(OCF_ROOT)/resource.d/$(PROVIDER)/<Agent>
+#   make install         install them as $(OCF_ROOT)/resource.d/$(PROVIDER)/<Agent>, and
+#                        VirtualDomain's plugin as $(LIBDIR)/libocf_agents.so
 #   make test            the whole test suite (unit, conformance, real cluster)
 #   make demo            one-node cluster with the agents' resources, shown by crm_mon -1
 
 PREFIX   ?= /usr
 OCF_ROOT ?= $(PREFIX)/lib/ocf
 PROVIDER ?= rust
+# VirtualDomain's plugin (the agent linked against libvirt, loaded by the VirtualDomain
+# binary when an action needs libvirt): never in the provider directory, which pcs and crm
+# list. The binary looks for it here (compiled in), or next to itself (a build tree).
+LIBDIR   ?= $(PREFIX)/lib/ocf-rs
+PLUGIN   := libocf_agents.so
 DESTDIR  ?=
 CARGO    ?= cargo
 AGENTS   := Dummy VirtualDomain
 
 AGENT_DIR := $(DESTDIR)$(OCF_ROOT)/resource.d/$(PROVIDER)
 MAN_DIR   := $(DESTDIR)$(PREFIX)/share/man/man7
+PLUGIN_DIR := $(DESTDIR)$(LIBDIR)
+# Only a non-default LIBDIR is passed to the build (an unchanged environment keeps
+# cargo's build of `cargo build --release` valid).
+LIBDIR_ENV := $(if $(filter-out /usr/lib/ocf-rs,$(LIBDIR)),OCF_RS_LIBDIR=$(LIBDIR))
 
 .PHONY: all build install uninstall test test-unit test-conformance test-libvirt test-cluster test-migration test-mutants lint fmt metadata demo bench clean
 
 all: build
 
 build:
-	$(CARGO) build --release --locked $(addprefix --bin ,$(AGENTS))
+	$(LIBDIR_ENV) $(CARGO) build --release --locked --lib $(addprefix --bin ,$(AGENTS))
 
 install: build
-	install -d -m 0755 $(AGENT_DIR)
+	install -d -m 0755 $(AGENT_DIR) $(PLUGIN_DIR)
 	for a in $(AGENTS); do install -m 0755 target/release/$$a $(AGENT_DIR)/$$a; done
+	install -m 0644 target/release/$(PLUGIN) $(PLUGIN_DIR)/$(PLUGIN)
 	install -d -m 0755 $(MAN_DIR)
 	for a in $(AGENTS); do install -m 0644 man/ocf_rust_$$a.7 $(MAN_DIR)/ocf_rust_$$a.7; done
 
 uninstall:
 	for a in $(AGENTS); do rm -f $(AGENT_DIR)/$$a; done
+	rm -f $(PLUGIN_DIR)/$(PLUGIN)
+	rmdir $(PLUGIN_DIR) 2>/dev/null || true
 	for a in $(AGENTS); do rm -f $(MAN_DIR)/ocf_rust_$$a.7; done
 
 # Regenerate the committed meta-data (both OCF renderings), the manual pages and the

@@ -1,6 +1,7 @@
-//! ocf:rust:VirtualDomain — see `ocf_agents::virtual_domain`.
+//! ocf:rust:VirtualDomain — see `ocf_agents::virtual_domain` (this binary is its front,
+//! `ocf_agents::virtual_domain::front`: it links no libvirt and loads the agent's plugin).
 #![allow(non_snake_case)]
 
 fn main() {
-    ocf_common::dispatch::main(&ocf_agents::virtual_domain::VirtualDomain)
+    ocf_agents::virtual_domain::front::main()
 }

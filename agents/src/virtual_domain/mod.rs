@@ -21,10 +21,12 @@
 
 mod definition;
 mod description;
+mod dl;
 pub mod domain_xml;
 pub mod error;
 #[cfg(test)]
 mod fake;
+pub mod front;
 mod health;
 pub mod hypervisor;
 mod identity;
@@ -33,6 +35,7 @@ mod migrate;
 mod migrate_options;
 mod monitor;
 pub mod params;
+pub mod plugin;
 pub mod process;
 mod raw;
 mod scripts;

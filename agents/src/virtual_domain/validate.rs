@@ -73,33 +73,42 @@ pub fn local(res: &Resource) -> Result<(), Error> {
     Ok(())
 }
 
-pub fn validate_all<H: Host>(host: &H, ctx: &Context) -> Answer {
+/// validate-all below OCF_CHECK_LEVEL 10: the parameters alone, nothing of this host
+/// (no libvirt either: the agent's binary answers it without loading libvirt).
+pub fn validate_parameters(ctx: &Context) -> Answer {
     let params = super::params::Params::parse(&ctx.params);
     params.check()?;
-    let mut local_uri = params.hypervisor.clone();
-    if ctx.env.check_level() >= 10 {
-        let res = Resource::load(ctx);
-        local(&res)?;
-        if let Some(path) = &res.state_path {
-            identity::check_writable(path).map_err(|e| {
-                let why = format!(
-                    "state directory {} cannot be written ({e}): the domain's identity would \
-                     not be remembered, and a probe with its config unreadable could not find it",
-                    path.parent().unwrap_or(path).display()
-                );
-                match e.raw_os_error() {
-                    Some(nix::libc::EACCES | nix::libc::EPERM | nix::libc::EROFS) => {
-                        Error::Permission(why)
-                    }
-                    _ => Error::Failed(why),
-                }
-            })?;
-        }
-        let hv = res.connect(host, ctx.deadline.end())?;
-        tracing::debug!(uri = hv.uri(), "hypervisor reachable");
-        local_uri.get_or_insert_with(|| hv.uri().to_string());
+    show_migration_uris(ctx, &params, params.hypervisor.as_deref());
+    Ok(ExitCode::Success)
+}
+
+pub fn validate_all<H: Host>(host: &H, ctx: &Context) -> Answer {
+    if ctx.env.check_level() < 10 {
+        return validate_parameters(ctx);
     }
-    show_migration_uris(ctx, &params, local_uri.as_deref());
+    let params = super::params::Params::parse(&ctx.params);
+    params.check()?;
+    let res = Resource::load(ctx);
+    local(&res)?;
+    if let Some(path) = &res.state_path {
+        identity::check_writable(path).map_err(|e| {
+            let why = format!(
+                "state directory {} cannot be written ({e}): the domain's identity would \
+                 not be remembered, and a probe with its config unreadable could not find it",
+                path.parent().unwrap_or(path).display()
+            );
+            match e.raw_os_error() {
+                Some(nix::libc::EACCES | nix::libc::EPERM | nix::libc::EROFS) => {
+                    Error::Permission(why)
+                }
+                _ => Error::Failed(why),
+            }
+        })?;
+    }
+    let hv = res.connect(host, ctx.deadline.end())?;
+    tracing::debug!(uri = hv.uri(), "hypervisor reachable");
+    let local_uri = params.hypervisor.as_deref().unwrap_or(hv.uri());
+    show_migration_uris(ctx, &params, Some(local_uri));
     Ok(ExitCode::Success)
 }
 

@@ -12,7 +12,7 @@ AGENT=${OCF_ROOT:-/usr/lib/ocf}/resource.d/rust/VirtualDomain
 LIBDIR=${OCF_RS_LIBDIR:-/usr/lib/ocf-rs}
 PLUGIN=$LIBDIR/libocf_agents.so
 # The directory of libvirt's client library as the loader finds it (its real file).
-LIBVIRT_SO=$(ldconfig -p | awk '$1 == "libvirt.so.0" { print $NF; exit }')
+LIBVIRT_SO=$(ldconfig -p | awk '$1 == "libvirt.so.0" && !found { print $NF; found = 1 }')
 LIBVIRT_DIR=$(dirname "$(readlink -f "${LIBVIRT_SO:-/nonexistent/libvirt.so.0}")")
 
 # without_libvirt CMD...: runs CMD where libvirt.so* does not exist: a private mount

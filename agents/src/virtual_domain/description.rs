@@ -301,11 +301,11 @@ pub static MAN: ocf_common::docs::ManPage = ocf_common::docs::ManPage {
     meta allow-migrate=true \\
     op monitor interval=10s timeout=30s",
     exit_codes: &[
-        ("0 (OCF_SUCCESS)", "The domain runs here (monitor, start, migrate_from), or it does not run here any more (stop). A stop answers 0 without libvirt only when the guest's own qemu process is provably gone, or after ending it itself."),
-        ("1 (OCF_ERR_GENERIC)", "libvirt could not be reached or refused the request, the domain is crashed or suspended, a domain of the same name with another UUID exists (start), the deadline passed, or, without libvirt, the domain's state cannot be proven. An unreachable or hung libvirtd is 1 in every action: nothing is guessed."),
+        ("0 (OCF_SUCCESS)", "The domain runs here (monitor, start, migrate_from), or it does not run here any more (stop). A stop answers 0 without libvirtd only when the guest's own qemu process is provably gone, or after ending it itself, and on a node where libvirt's client library is not installed."),
+        ("1 (OCF_ERR_GENERIC)", "libvirt could not be reached or refused the request, the domain is crashed or suspended, a domain of the same name with another UUID exists (start), the deadline passed, or, without libvirtd, the domain's state cannot be proven; stop, probe and monitor when libvirt is installed but the agent's plugin is missing or cannot be loaded. An unreachable or hung libvirtd is 1 in every action: nothing is guessed."),
         ("2 (OCF_ERR_ARGS)", "validate-all at OCF_CHECK_LEVEL=10: the snapshot directory does not exist."),
         ("4 (OCF_ERR_PERM)", "validate-all at OCF_CHECK_LEVEL=10: the state directory cannot be written."),
-        ("5 (OCF_ERR_INSTALLED)", "What this host lacks: the config file is missing, unreadable or not a domain definition (start, migrate_*, a recurring monitor of a broken file), the emulator, or a tool a parameter needs (qemu-img, virt-copy-in, csync2)."),
+        ("5 (OCF_ERR_INSTALLED)", "What this host lacks: the config file is missing, unreadable or not a domain definition (start, migrate_*, a recurring monitor of a broken file), the emulator, or a tool a parameter needs (qemu-img, virt-copy-in, csync2); libvirt's client library itself (libvirt.so.0, every action but meta-data, usage, reload-agent, validate-all below level 10 and stop), or the agent's plugin (start, migrate_*, validate-all)."),
         ("6 (OCF_ERR_CONFIGURED)", "A parameter value or combination that is wrong everywhere, naming the parameter (start, migrate_*, validate-all, reload-agent; monitor, probe and stop log a warning and go on); config unset (all actions but stop and probe)."),
         ("7 (OCF_NOT_RUNNING)", "monitor: libvirt says the domain is shut off or does not exist, or the only domain of that name is another VM (another UUID). Never answered when libvirt cannot be asked."),
     ],
@@ -317,6 +317,7 @@ pub static MAN: ocf_common::docs::ManPage = ocf_common::docs::ManPage {
         "Stop escalates in time: shutdown (shutdown_mode is applied, the shell agent ignores it), then destroy within a budget kept at the end of the timeout.",
         "start and migrate_from return once a full monitor passes (monitor_scripts included); migrate_to watches the migration and aborts it before the deadline so the guest stays healthy on the source.",
         "Booleans are exactly ocf_is_true's spellings; other text (Yes, y, On) is refused rather than read as false. A recurring monitor does not fail over a value it does not need.",
+        "A node without libvirt's client library (a quorum or storage node) answers 5 naming libvirt, and stop 0, instead of failing every action: the binary links no libvirt and loads the agent's plugin (libocf_agents.so, installed under /usr/lib/ocf-rs) only for the actions that need it.",
         "config unset: stop answers 0 and a probe 7 (the shell agent answers 6 to every action, so a stop fails).",
         "Exactly one exit reason, the most specific one. reload-agent applies reloadable parameters without restarting the VM.",
         "backingfile/stateless give qemu-img the backing format, so they work with current qemu-img.",

@@ -17,32 +17,29 @@ DESTDIR  ?=
 CARGO    ?= cargo
 AGENTS   := Dummy VirtualDomain
 
-AGENT_DIR := $(DESTDIR)$(OCF_ROOT)/resource.d/$(PROVIDER)
-MAN_DIR   := $(DESTDIR)$(PREFIX)/share/man/man7
-PLUGIN_DIR := $(DESTDIR)$(LIBDIR)
+FORCE    ?= 0
 # Only a non-default LIBDIR is passed to the build (an unchanged environment keeps
 # cargo's build of `cargo build --release` valid).
 LIBDIR_ENV := $(if $(filter-out /usr/lib/ocf-rs,$(LIBDIR)),OCF_RS_LIBDIR=$(LIBDIR))
 
-.PHONY: all build install uninstall test test-unit test-conformance test-libvirt test-cluster test-migration test-mutants lint fmt metadata demo bench clean
+.PHONY: all build deb install uninstall test test-unit test-conformance test-libvirt test-cluster test-migration test-package test-mutants lint fmt metadata demo bench clean
 
 all: build
 
 build:
 	$(LIBDIR_ENV) $(CARGO) build --release --locked --lib $(addprefix --bin ,$(AGENTS))
 
+# Never over a file a Debian package owns (FORCE=1 to insist); uninstall removes only what
+# install put there (scripts/install.sh).
+INSTALL_ENV := DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" OCF_ROOT="$(OCF_ROOT)" \
+	PROVIDER="$(PROVIDER)" AGENTS="$(AGENTS)" FORCE="$(FORCE)" LIBDIR="$(LIBDIR)" \
+	PLUGIN="$(PLUGIN)"
+
 install: build
-	install -d -m 0755 $(AGENT_DIR) $(PLUGIN_DIR)
-	for a in $(AGENTS); do install -m 0755 target/release/$$a $(AGENT_DIR)/$$a; done
-	install -m 0644 target/release/$(PLUGIN) $(PLUGIN_DIR)/$(PLUGIN)
-	install -d -m 0755 $(MAN_DIR)
-	for a in $(AGENTS); do install -m 0644 man/ocf_rust_$$a.7 $(MAN_DIR)/ocf_rust_$$a.7; done
+	$(INSTALL_ENV) scripts/install.sh install
 
 uninstall:
-	for a in $(AGENTS); do rm -f $(AGENT_DIR)/$$a; done
-	rm -f $(PLUGIN_DIR)/$(PLUGIN)
-	rmdir $(PLUGIN_DIR) 2>/dev/null || true
-	for a in $(AGENTS); do rm -f $(MAN_DIR)/ocf_rust_$$a.7; done
+	$(INSTALL_ENV) scripts/install.sh uninstall
 
 # Regenerate the committed meta-data (both OCF renderings), the manual pages and the
 # README tables.
@@ -86,7 +83,12 @@ test-mutants: install
 
 # Everything, in the order CI runs it.
 test: lint test-unit install
-	tests/run.sh conformance libvirt cluster migration
+	tests/run.sh conformance libvirt cluster migration package
+
+# The Debian packages installed, used and removed on this machine (make deb; last, as it
+# uninstalls and reinstalls the agents).
+test-package: install
+	tests/run.sh package
 
 demo: install
 	scripts/demo.sh
@@ -99,3 +101,11 @@ bench: install
 
 clean:
 	$(CARGO) clean
+
+# The Debian 12 packages (dpkg-buildpackage over debian/, with this toolchain): dist/
+# gets ocf-rs_<version>_<arch>.deb and ocf-rs-heartbeat_<version>_all.deb.
+deb:
+	dpkg-buildpackage -b -us -uc --no-check-builddeps
+	mkdir -p dist
+	v=$$(dpkg-parsechangelog -S Version); \
+	  mv -f ../ocf-rs_$${v}_*.deb ../ocf-rs-heartbeat_$${v}_all.deb ../ocf-rs_$${v}_*.buildinfo ../ocf-rs_$${v}_*.changes dist/

@@ -16,6 +16,8 @@ packages=(
   busybox-static cpio tini iproute2 libxml2-utils ncat hyperfine time strace gnuplot-nox
   # the daemon scripts ask the kernel which pid listens on a socket (scripts/lib-proc.sh)
   python3
+  # the Debian package (make deb), its lint, and the manual pages' checks
+  dpkg-dev fakeroot lintian man-db groff-base
 )
 
 missing=()

@@ -111,7 +111,7 @@ assert_eq "" "$T_OUT" "dpkg --verify resource-agents output"
 assert_rc 0 "apt-get purge ocf-rs" -- apt-get purge -y -q ocf-rs
 left=()
 while read -r f; do
-  [[ -f $f || -L $f ]] && left+=("$f")
+  if [[ -f $f || -L $f ]]; then left+=("$f"); fi
 done <<<"$files"
 assert_eq "" "${left[*]}" "files of ocf-rs left after the purge"
 t_end

@@ -14,6 +14,16 @@ use super::{act, Answer};
 
 const UUID: &str = "6a6e4f0e-2f0a-4c5b-9f7e-0000000000d1";
 const OTHER: &str = "6a6e4f0e-2f0a-4c5b-9f7e-0000000000d2";
+// The tests that look at this machine's /proc run in parallel: each has its own domain
+// name and UUID, so that one test's fake qemu is never another's (a process with our
+// UUID and another name makes /proc undecidable, rightly).
+const U1: &str = "6a6e4f0e-2f0a-4c5b-9f7e-0000000001e1";
+const U2: &str = "6a6e4f0e-2f0a-4c5b-9f7e-0000000001e2";
+const U3: &str = "6a6e4f0e-2f0a-4c5b-9f7e-0000000001e3";
+const U4: &str = "6a6e4f0e-2f0a-4c5b-9f7e-0000000001e4";
+const U5: &str = "6a6e4f0e-2f0a-4c5b-9f7e-0000000001e5";
+const U6: &str = "6a6e4f0e-2f0a-4c5b-9f7e-0000000001e6";
+const U7: &str = "6a6e4f0e-2f0a-4c5b-9f7e-0000000001e7";
 
 /// One resource: its config file, state directory and libvirt run directory in a
 /// temporary directory, and the fake host.
@@ -203,8 +213,8 @@ fn reason(a: &Answer) -> String {
 
 #[test]
 fn stop_with_libvirtd_down_ends_the_guests_qemu_behind_a_symlinked_emulator_then_answers_0() {
-    let case = Case::new("web,db", Some(UUID));
-    let mut qemu = case.fake_qemu(UUID);
+    let case = Case::new("web,db", Some(U1));
+    let mut qemu = case.fake_qemu(U1);
     case.host.world().daemon = Daemon::Down;
     let (answer, took) = case.run_timed(Action::Stop, &[], 10_000);
     assert_eq!(code(&answer), ExitCode::Success, "{}", reason(&answer));
@@ -223,7 +233,7 @@ fn stop_with_libvirtd_down_ends_the_guests_qemu_behind_a_symlinked_emulator_then
 fn stop_with_libvirtd_down_and_a_guest_of_another_uuid_running_leaves_it_alone() {
     // A process of our name with another UUID is another VM: not ours to kill, and no
     // process has our UUID: ours is stopped.
-    let case = Case::new("vm-ocfrs-fake-1", Some(UUID));
+    let case = Case::new("vm-ocfrs-fake-1", Some(U2));
     let mut other = case.fake_qemu(OTHER);
     case.host.world().daemon = Daemon::Down;
     let answer = case.run(Action::Stop, &[]);
@@ -236,7 +246,7 @@ fn stop_with_libvirtd_down_and_a_guest_of_another_uuid_running_leaves_it_alone()
 
 #[test]
 fn stop_with_libvirtd_down_and_no_guest_process_answers_0_without_waiting_for_libvirtd() {
-    let case = Case::new("vm-ocfrs-fake-6", Some(UUID));
+    let case = Case::new("vm-ocfrs-fake-6", Some(U6));
     case.host.world().daemon = Daemon::Down;
     let (answer, took) = case.run_timed(Action::Stop, &[], 20_000);
     assert_eq!(code(&answer), ExitCode::Success, "{}", reason(&answer));
@@ -246,14 +256,14 @@ fn stop_with_libvirtd_down_and_no_guest_process_answers_0_without_waiting_for_li
 
 #[test]
 fn monitor_with_libvirtd_down_answers_from_the_guests_process_and_never_7() {
-    let case = Case::new("vm-ocfrs-fake-2", Some(UUID));
+    let case = Case::new("vm-ocfrs-fake-2", Some(U3));
     case.host.world().daemon = Daemon::Down;
     // No process: not proof that it is stopped, since libvirt could not be asked.
     for answer in [case.probe(), case.monitor()] {
         assert_eq!(code(&answer), ExitCode::ErrGeneric, "{}", reason(&answer));
         assert!(reason(&answer).contains("no running hypervisor process"));
     }
-    let _qemu = case.fake_qemu(UUID);
+    let _qemu = case.fake_qemu(U3);
     assert_eq!(code(&case.monitor()), ExitCode::Success);
 }
 
@@ -267,7 +277,7 @@ fn an_unreachable_remote_hypervisor_is_never_stopped_or_not_running() {
         "qemu:///session",
         "xen:///system",
     ] {
-        let mut case = Case::new("vm-ocfrs-fake-3", Some(UUID));
+        let mut case = Case::new("vm-ocfrs-fake-3", Some(U7));
         case.hypervisor = uri.into();
         case.host.world().daemon = Daemon::Down;
         // stop keeps trying to reach libvirt until the last sixth of its timeout: 3 s.
@@ -416,9 +426,9 @@ fn a_created_domain_of_another_name_is_destroyed_and_start_fails_at_once() {
 
 #[test]
 fn a_libvirtd_restart_during_a_graceful_stop_reconnects_and_lets_the_guest_shut_down() {
-    let case = Case::new("vm-ocfrs-fake-4", Some(UUID));
+    let case = Case::new("vm-ocfrs-fake-4", Some(U4));
     let h = case.running();
-    let mut qemu = case.fake_qemu(UUID);
+    let mut qemu = case.fake_qemu(U4);
     {
         let mut w = case.host.world();
         w.domains
@@ -457,9 +467,9 @@ fn a_libvirtd_restart_during_start_reconnects_and_the_start_succeeds() {
 
 #[test]
 fn a_hung_libvirtd_during_stop_ends_the_guests_process_within_the_timeout() {
-    let case = Case::new("vm-ocfrs-fake-5", Some(UUID));
+    let case = Case::new("vm-ocfrs-fake-5", Some(U5));
     case.running();
-    let mut qemu = case.fake_qemu(UUID);
+    let mut qemu = case.fake_qemu(U5);
     case.host.world().daemon = Daemon::Hung;
     let (answer, took) = case.run_timed(Action::Stop, &[], 6_000);
     assert_eq!(code(&answer), ExitCode::Success, "{}", reason(&answer));

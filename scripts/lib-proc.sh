@@ -14,6 +14,20 @@
 #     the scripts refuse to start over it, never stop it, and name its pid.
 
 log() { printf '%s: %s\n' "$PROG" "$*" >&2; }
+
+# The daemons started here must not inherit a file descriptor of the caller: `flock FILE
+# CMD` hands its locked file to CMD, and a libvirtd holding it would keep the lock taken
+# for as long as it runs. Every descriptor above 2 is closed when this file is sourced.
+close_inherited_fds() {
+  local fd fds=()
+  for fd in /proc/self/fd/*; do fds+=("${fd##*/}"); done
+  for fd in "${fds[@]}"; do
+    if ((fd > 2)); then
+      eval "exec $fd>&-" 2>/dev/null || true
+    fi
+  done
+}
+close_inherited_fds
 die() {
   log "ERROR: $*"
   exit 1

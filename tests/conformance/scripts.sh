@@ -178,7 +178,7 @@ else
 fi
 t_end
 
-t_begin "libvirt.sh status 0 only for its own libvirtd: the pid it names is the one listening"
+t_begin "libvirt.sh status 0 only for its own libvirtd: the pid it names is the one listening; its daemons keep no lock of the caller"
 if [[ -n $BUSY_LIBVIRT ]]; then
   t_skip "libvirt daemons already run here, not touching them"
 else
@@ -186,7 +186,9 @@ else
   assert_eq "" "$(busy mnt libvirtd virtlogd tini)" "libvirt daemons running before libvirt.sh start"
   assert_rc 3 "libvirt.sh status with nothing running" -- "$LIBVIRT_SH" status
   OURS_STARTED=1
-  assert_rc 0 "libvirt.sh start" -- "$LIBVIRT_SH" start
+  # Started under a lock, as the tests take the stack's: the daemons must not keep it.
+  assert_rc 0 "libvirt.sh start (under flock)" -- flock "$T_TMP/stack.lock" "$LIBVIRT_SH" start
+  assert_rc 0 "the lock is free once libvirt.sh start returned" -- flock -n "$T_TMP/stack.lock" true
   assert_rc 0 "libvirt.sh status" -- "$LIBVIRT_SH" status
   OURS=$(tr -dc '0-9' <"$LV_RUN/libvirtd.pid")
   assert_match "^running: .*libvirtd pid $OURS under tini pid [0-9]+" "$T_OUT" "status names its libvirtd"

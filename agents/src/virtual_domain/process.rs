@@ -759,6 +759,16 @@ mod tests {
             .unwrap()
     }
 
+    /// A UUID of this test process: real processes are seen by every test run on the
+    /// machine, and two runs must never see each other's fake guests.
+    fn run_uuid(n: u16) -> String {
+        format!(
+            "6a6e4f0e-{:04x}-4c5b-9f7e-{:012x}",
+            std::process::id() as u16,
+            0xc0 + u64::from(n)
+        )
+    }
+
     fn real_host() -> (Processes, tempfile::TempDir) {
         let run = tempfile::tempdir().unwrap();
         (Processes::at("/proc", run.path()), run)
@@ -767,7 +777,7 @@ mod tests {
     #[test]
     fn a_real_guest_process_is_found_and_terminated() {
         let (host, _run) = real_host();
-        let vm = id("ocfrs-unit,a", Some("6a6e4f0e-2f0a-4c5b-9f7e-0000000000c1"));
+        let vm = id("ocfrs-unit,a", Some(run_uuid(1).as_str()));
         let mut child = fake_guest("read x", &vm.name, vm.uuid.as_deref().unwrap());
         let pid = child.id() as i32;
         // No pid file: found by the scan of the real /proc.
@@ -786,7 +796,7 @@ mod tests {
     #[test]
     fn a_guest_ignoring_sigterm_gets_sigkill_halfway() {
         let (host, _run) = real_host();
-        let vm = id("ocfrs-unit-b", Some("6a6e4f0e-2f0a-4c5b-9f7e-0000000000c2"));
+        let vm = id("ocfrs-unit-b", Some(run_uuid(2).as_str()));
         let mut child = fake_guest(
             "trap '' TERM; read x",
             &vm.name,
@@ -814,10 +824,7 @@ mod tests {
     #[test]
     fn end_guest_ends_a_forking_wrapper_and_its_qemu_and_proves_them_gone() {
         let (host, _run) = real_host();
-        let vm = id(
-            "ocfrs-unit-d,x",
-            Some("6a6e4f0e-2f0a-4c5b-9f7e-0000000000d1"),
-        );
+        let vm = id("ocfrs-unit-d,x", Some(run_uuid(3).as_str()));
         let qemu = qemu_args("qemu-system-x86_64", &vm.name, vm.uuid.as_deref().unwrap());
         // The wrapper does not exec: its child carries the same arguments.
         let inner = format!("sh -c 'read x' {}; read y", shell_words(&qemu));
@@ -875,13 +882,9 @@ mod tests {
     #[test]
     fn a_pid_that_is_not_the_guest_is_never_signalled() {
         let (host, _run) = real_host();
-        let vm = id("ocfrs-unit-c", Some("6a6e4f0e-2f0a-4c5b-9f7e-0000000000c3"));
+        let vm = id("ocfrs-unit-c", Some(run_uuid(4).as_str()));
         // Another guest's process, and one without guest arguments.
-        let mut other = fake_guest(
-            "read x",
-            "ocfrs-unit-c",
-            "6a6e4f0e-2f0a-4c5b-9f7e-0000000000c4",
-        );
+        let mut other = fake_guest("read x", "ocfrs-unit-c", &run_uuid(5));
         let mut plain = std::process::Command::new("sh")
             .args(["-c", "read x"])
             .stdin(std::process::Stdio::piped())

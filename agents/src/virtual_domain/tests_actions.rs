@@ -14,16 +14,17 @@ use super::{act, Answer};
 
 const UUID: &str = "6a6e4f0e-2f0a-4c5b-9f7e-0000000000d1";
 const OTHER: &str = "6a6e4f0e-2f0a-4c5b-9f7e-0000000000d2";
-// The tests that look at this machine's /proc run in parallel: each has its own domain
-// name and UUID, so that one test's fake qemu is never another's (a process with our
-// UUID and another name makes /proc undecidable, rightly).
-const U1: &str = "6a6e4f0e-2f0a-4c5b-9f7e-0000000001e1";
-const U2: &str = "6a6e4f0e-2f0a-4c5b-9f7e-0000000001e2";
-const U3: &str = "6a6e4f0e-2f0a-4c5b-9f7e-0000000001e3";
-const U4: &str = "6a6e4f0e-2f0a-4c5b-9f7e-0000000001e4";
-const U5: &str = "6a6e4f0e-2f0a-4c5b-9f7e-0000000001e5";
-const U6: &str = "6a6e4f0e-2f0a-4c5b-9f7e-0000000001e6";
-const U7: &str = "6a6e4f0e-2f0a-4c5b-9f7e-0000000001e7";
+// The tests that look at this machine's /proc run in parallel, and other test runs may
+// run beside them: each such test has its own domain name and a UUID of this process, so
+// that no fake qemu is ever another test's (a process with our UUID and another name
+// makes /proc undecidable, rightly).
+fn uuid(n: u16) -> String {
+    format!(
+        "6a6e4f0e-{:04x}-4c5b-9f7e-{:012x}",
+        std::process::id() as u16,
+        0x1e0 + u64::from(n)
+    )
+}
 
 /// One resource: its config file, state directory and libvirt run directory in a
 /// temporary directory, and the fake host.
@@ -213,8 +214,8 @@ fn reason(a: &Answer) -> String {
 
 #[test]
 fn stop_with_libvirtd_down_ends_the_guests_qemu_behind_a_symlinked_emulator_then_answers_0() {
-    let case = Case::new("web,db", Some(U1));
-    let mut qemu = case.fake_qemu(U1);
+    let case = Case::new("web,db", Some(uuid(1).as_str()));
+    let mut qemu = case.fake_qemu(&uuid(1));
     case.host.world().daemon = Daemon::Down;
     let (answer, took) = case.run_timed(Action::Stop, &[], 10_000);
     assert_eq!(code(&answer), ExitCode::Success, "{}", reason(&answer));
@@ -233,7 +234,7 @@ fn stop_with_libvirtd_down_ends_the_guests_qemu_behind_a_symlinked_emulator_then
 fn stop_with_libvirtd_down_and_a_guest_of_another_uuid_running_leaves_it_alone() {
     // A process of our name with another UUID is another VM: not ours to kill, and no
     // process has our UUID: ours is stopped.
-    let case = Case::new("vm-ocfrs-fake-1", Some(U2));
+    let case = Case::new("vm-ocfrs-fake-1", Some(uuid(2).as_str()));
     let mut other = case.fake_qemu(OTHER);
     case.host.world().daemon = Daemon::Down;
     let answer = case.run(Action::Stop, &[]);
@@ -246,7 +247,7 @@ fn stop_with_libvirtd_down_and_a_guest_of_another_uuid_running_leaves_it_alone()
 
 #[test]
 fn stop_with_libvirtd_down_and_no_guest_process_answers_0_without_waiting_for_libvirtd() {
-    let case = Case::new("vm-ocfrs-fake-6", Some(U6));
+    let case = Case::new("vm-ocfrs-fake-6", Some(uuid(6).as_str()));
     case.host.world().daemon = Daemon::Down;
     let (answer, took) = case.run_timed(Action::Stop, &[], 20_000);
     assert_eq!(code(&answer), ExitCode::Success, "{}", reason(&answer));
@@ -256,14 +257,14 @@ fn stop_with_libvirtd_down_and_no_guest_process_answers_0_without_waiting_for_li
 
 #[test]
 fn monitor_with_libvirtd_down_answers_from_the_guests_process_and_never_7() {
-    let case = Case::new("vm-ocfrs-fake-2", Some(U3));
+    let case = Case::new("vm-ocfrs-fake-2", Some(uuid(3).as_str()));
     case.host.world().daemon = Daemon::Down;
     // No process: not proof that it is stopped, since libvirt could not be asked.
     for answer in [case.probe(), case.monitor()] {
         assert_eq!(code(&answer), ExitCode::ErrGeneric, "{}", reason(&answer));
         assert!(reason(&answer).contains("no running hypervisor process"));
     }
-    let _qemu = case.fake_qemu(U3);
+    let _qemu = case.fake_qemu(&uuid(3));
     assert_eq!(code(&case.monitor()), ExitCode::Success);
 }
 
@@ -277,7 +278,7 @@ fn an_unreachable_remote_hypervisor_is_never_stopped_or_not_running() {
         "qemu:///session",
         "xen:///system",
     ] {
-        let mut case = Case::new("vm-ocfrs-fake-3", Some(U7));
+        let mut case = Case::new("vm-ocfrs-fake-3", Some(uuid(7).as_str()));
         case.hypervisor = uri.into();
         case.host.world().daemon = Daemon::Down;
         // stop keeps trying to reach libvirt until the last sixth of its timeout: 3 s.
@@ -426,9 +427,9 @@ fn a_created_domain_of_another_name_is_destroyed_and_start_fails_at_once() {
 
 #[test]
 fn a_libvirtd_restart_during_a_graceful_stop_reconnects_and_lets_the_guest_shut_down() {
-    let case = Case::new("vm-ocfrs-fake-4", Some(U4));
+    let case = Case::new("vm-ocfrs-fake-4", Some(uuid(4).as_str()));
     let h = case.running();
-    let mut qemu = case.fake_qemu(U4);
+    let mut qemu = case.fake_qemu(&uuid(4));
     {
         let mut w = case.host.world();
         w.domains
@@ -467,9 +468,9 @@ fn a_libvirtd_restart_during_start_reconnects_and_the_start_succeeds() {
 
 #[test]
 fn a_hung_libvirtd_during_stop_ends_the_guests_process_within_the_timeout() {
-    let case = Case::new("vm-ocfrs-fake-5", Some(U5));
+    let case = Case::new("vm-ocfrs-fake-5", Some(uuid(5).as_str()));
     case.running();
-    let mut qemu = case.fake_qemu(U5);
+    let mut qemu = case.fake_qemu(&uuid(5));
     case.host.world().daemon = Daemon::Hung;
     let (answer, took) = case.run_timed(Action::Stop, &[], 6_000);
     assert_eq!(code(&answer), ExitCode::Success, "{}", reason(&answer));

@@ -14,7 +14,11 @@ struct Run {
 
 fn dummy(action: &str, env: &[(&str, &str)]) -> Run {
     let mut cmd = Command::new(DUMMY);
-    cmd.arg(action).env_clear().env("PATH", "/usr/bin:/bin");
+    // stdin is not a terminal under Pacemaker (with one, stderr would get every record).
+    cmd.arg(action)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .stdin(std::process::Stdio::null());
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -376,9 +380,44 @@ fn logs_go_to_ha_logfile_with_instance_and_action() {
         .lines()
         .find(|l| l.contains("hyperdrive quota reached"))
         .expect("reason logged");
-    assert!(failure.contains("ERROR"), "{failure}");
+    // `<HA_DATEFMT date> Dummy(d1)[PID]:    ERROR: text`, as ocf-shellfuncs writes it.
+    let (date, rest) = failure.split_once("  Dummy(d1)[").expect(failure);
+    assert_eq!(date.len(), "Dec 01 09:05:07".len(), "{failure}");
+    let (pid, text) = rest.split_once("]:    ").expect(failure);
+    assert!(pid.parse::<u32>().is_ok(), "{failure}");
+    assert_eq!(text, "ERROR: hyperdrive quota reached");
     assert!(
-        failure.contains("instance=d1") && failure.contains("action=\"monitor\""),
-        "{failure}"
+        text_has(&text_of(&log), "INFO: start finished: OCF_SUCCESS"),
+        "{}",
+        text_of(&log)
     );
+    // stderr: the exit reason, and no informational record, no repeat of the failure.
+    assert_eq!(r.stderr, "ocf-exit-reason:hyperdrive quota reached\n");
+}
+
+fn text_of(p: &std::path::Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_default()
+}
+
+fn text_has(text: &str, what: &str) -> bool {
+    text.lines().any(|l| l.contains(what))
+}
+
+#[test]
+fn stderr_gets_warnings_and_errors_only_and_no_rust_debug_text() {
+    let f = Fixture::new();
+    // No log configured at all: informational records go nowhere, not to stderr.
+    let r = f.run("start", &[]);
+    assert_eq!((r.code, r.stderr.as_str()), (0, ""));
+    // A warning (a bad value a stop goes on without) is on stderr, in the shell layout.
+    let r = f.run("stop", &[("OCF_RESKEY_op_sleep", "soon")]);
+    assert_eq!(r.code, 0);
+    let lines: Vec<&str> = r.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{}", r.stderr);
+    assert!(
+        lines[0].starts_with("WARNING: parameter 'op_sleep'"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("Known(") && !r.stderr.contains("Some("));
 }

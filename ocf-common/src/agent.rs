@@ -89,6 +89,30 @@ impl ParameterSpec {
     }
 }
 
+/// `trace_ra`, declared by every agent (pcs adds it only for the heartbeat and pacemaker
+/// providers; crmsh's `crm resource trace` sets it on an operation). Reloadable: turning
+/// tracing on or off never restarts the resource. See [`crate::logging::trace_target`].
+pub const TRACE_RA: ParameterSpec = ParameterSpec {
+    shortdesc: "Trace the resource agent",
+    longdesc: "Set to 1 to write a debug-level trace of each action (every log record, and the \
+environment) to trace_file, if set, or by default to \
+$HA_VARLIB/trace_ra/<type>/<instance>.<action>.<timestamp>, e.g. \
+/var/lib/heartbeat/trace_ra/VirtualDomain/vm1.start.2026-11-27.08:37:08 (trace_dir, when \
+set, replaces $HA_VARLIB/trace_ra), as the OCF shell library does.",
+    default: ParamDefault::Value("0"),
+    reloadable: true,
+    ..ParameterSpec::new("trace_ra", ParamType::Boolean)
+};
+
+/// `trace_file`, declared by every agent beside [`TRACE_RA`].
+pub const TRACE_FILE: ParameterSpec = ParameterSpec {
+    shortdesc: "Trace file",
+    longdesc: "Absolute path of the file the trace of trace_ra is appended to (instead of one \
+file per action under $HA_VARLIB/trace_ra).",
+    reloadable: true,
+    ..ParameterSpec::new("trace_file", ParamType::String)
+};
+
 /// One advertised action with its default timeout (and interval/depth for monitors).
 #[derive(Clone, Debug)]
 pub struct ActionSpec {

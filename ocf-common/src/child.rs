@@ -366,9 +366,11 @@ pub fn end_leftovers() {
         return;
     }
     let killed = end_processes(&roots, |p| p.pgrp == group);
+    let pids: Vec<String> = killed.iter().map(|p| p.to_string()).collect();
     tracing::warn!(
         count = killed.len(),
-        "ended processes left behind by the agent's children: {killed:?}"
+        "ended processes left behind by the agent's children: {}",
+        pids.join(", ")
     );
 }
 

@@ -117,7 +117,8 @@ impl Context {
     /// note wins; a failure's own reason replaces it.
     pub fn note_reason(&self, reason: impl Into<String>) {
         let reason = reason.into();
-        tracing::warn!("{reason}");
+        // On stderr it is the exit-reason line; the log gets it as a warning.
+        tracing::warn!(target: crate::logging::EXIT_REASON_TARGET, "{reason}");
         if let Ok(mut n) = self.note.lock() {
             *n = Some(reason);
         }
@@ -154,12 +155,14 @@ fn default_timeout(desc: &AgentDescription, action: Action) -> Duration {
     Duration::from_secs(u64::from(s))
 }
 
+/// Logs the whole reason (an error record that stderr does not repeat) and prints the
+/// exit-reason line, shortened to what Pacemaker keeps.
 fn fail(env: &OcfEnv, stderr: &mut dyn Write, e: &OcfError) -> i32 {
-    tracing::error!(code = e.code.code(), "{}", e.reason());
+    tracing::error!(target: crate::logging::EXIT_REASON_TARGET, "{}", e.reason());
     let _ = writeln!(
         stderr,
         "{}",
-        exit_reason_line(env.exit_reason_prefix(), e.reason())
+        exit_reason_line(env.exit_reason_prefix(), e.exit_reason())
     );
     e.code.code()
 }

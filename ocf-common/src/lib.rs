@@ -10,7 +10,8 @@
 //! - [`statefile`]: atomic, symlink-safe state files;
 //! - [`regular_file`]: reading configured files without blocking, within a size cap;
 //! - [`child`]: the one runner of child processes (bounded, drained, never left behind);
-//! - [`logging`]: journald, stderr and log files through `tracing`;
+//! - [`logging`]: syslog or the journal, `HA_LOGFILE`/`HA_DEBUGLOG`, stderr and the
+//!   `trace_ra` trace, tagged `AGENT(instance)[pid]` as ocf-shellfuncs does;
 //! - [`docs`]: Markdown parameter tables for the README.
 
 pub mod agent;
@@ -26,7 +27,10 @@ pub mod regular_file;
 pub mod statefile;
 pub mod value;
 
-pub use agent::{ActionSpec, AgentDescription, ParamDefault, ParamType, ParameterSpec, Params};
+pub use agent::{
+    ActionSpec, AgentDescription, ParamDefault, ParamType, ParameterSpec, Params, TRACE_FILE,
+    TRACE_RA,
+};
 pub use deadline::Deadline;
 pub use dispatch::{Action, Agent, Context};
 pub use env::OcfEnv;

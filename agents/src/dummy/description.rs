@@ -1,6 +1,8 @@
 //! What Dummy declares: the parameters of both shell Dummies and their actions.
 
-use ocf_common::{ActionSpec, AgentDescription, ParamDefault, ParamType, ParameterSpec};
+use ocf_common::{
+    ActionSpec, AgentDescription, ParamDefault, ParamType, ParameterSpec, TRACE_FILE, TRACE_RA,
+};
 
 pub static DESCRIPTION: AgentDescription = AgentDescription {
     name: "Dummy",
@@ -61,6 +63,8 @@ every call.",
             reloadable: true,
             ..ParameterSpec::new("envfile", ParamType::String)
         },
+        TRACE_RA,
+        TRACE_FILE,
     ],
     actions: &[
         ActionSpec::new("start", 20),

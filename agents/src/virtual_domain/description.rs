@@ -2,7 +2,9 @@
 //! names, types and defaults) and its actions with the same advertised timeouts, plus
 //! reload-agent.
 
-use ocf_common::{ActionSpec, AgentDescription, ParamDefault, ParamType, ParameterSpec};
+use ocf_common::{
+    ActionSpec, AgentDescription, ParamDefault, ParamType, ParameterSpec, TRACE_FILE, TRACE_RA,
+};
 
 const fn string(
     name: &'static str,
@@ -276,6 +278,8 @@ signal, paravirt. Empty: the hypervisor's default.",
 pools and virtual networks the config refers to if they are inactive (refresh active pools).",
             ..ParameterSpec::new("start_resources", ParamType::Boolean)
         },
+        TRACE_RA,
+        TRACE_FILE,
     ],
     actions: &[
         ActionSpec::new("start", 90),

@@ -195,6 +195,9 @@ const QUOTE_CLOSE: char = '\u{E001}';
 /// Pacemaker is shortened there first. The marks are private-use characters that every
 /// output removes ([`plain`]).
 pub fn quoted(text: &str) -> String {
+    if text.is_empty() {
+        return String::new();
+    }
     let mut out = String::with_capacity(text.len() + 6);
     out.push(QUOTE_OPEN);
     out.extend(text.chars().filter(|c| !is_mark(*c)));

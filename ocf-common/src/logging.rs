@@ -456,7 +456,7 @@ impl Visit for Text {
     }
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
         // `%x` fields and the message (fmt::Arguments) format through Display here.
-        self.add(field, format!("{value:?}"));
+        self.add(field, format!("{value:?}")); // not debug text: Display of `%` fields
     }
 }
 

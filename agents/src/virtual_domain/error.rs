@@ -108,8 +108,9 @@ impl Error {
                 ours,
                 theirs,
                 doing,
+                // Both UUIDs within Pacemaker's 128 characters for names up to 16.
             } => format!(
-                "domain {name} {doing} has UUID {theirs}, not this resource's {}",
+                "domain {name} {doing} has UUID {theirs}; this resource's: {}",
                 ours.as_deref().unwrap_or("?")
             ),
             Error::Unproven { error, why } => format!("{error}; {why}"),
@@ -200,11 +201,11 @@ mod tests {
             name: "vm1".into(),
             ours: Some("u-1".into()),
             theirs: "u-2".into(),
-            doing: "already exists and",
+            doing: "exists and",
         };
         assert_eq!(
             e.reason(),
-            "domain vm1 already exists and has UUID u-2, not this resource's u-1"
+            "domain vm1 exists and has UUID u-2; this resource's: u-1"
         );
         let e = Error::libvirt(
             "Failed to start virtual domain vm1",

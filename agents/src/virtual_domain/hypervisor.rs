@@ -11,6 +11,8 @@
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError};
 use std::time::Instant;
 
+use ocf_common::exit::quoted;
+
 use super::migrate_options::MigrateOptions;
 use super::process::Processes;
 use super::Identity;
@@ -59,7 +61,7 @@ impl std::fmt::Display for LibvirtError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             LibvirtError::Unreachable { uri, message } => {
-                write!(f, "cannot reach libvirt at {uri}: {message}")
+                write!(f, "cannot reach libvirt at {uri}: {}", quoted(message))
             }
             LibvirtError::Hung { op, waited_ms } => {
                 write!(f, "libvirt did not answer {op} within {waited_ms} ms")
@@ -69,8 +71,12 @@ impl std::fmt::Display for LibvirtError {
             }
             LibvirtError::Failed {
                 op, code, message, ..
-            } => {
-                write!(f, "{op} failed: {message} ({code})")
+            } if message.is_empty() => {
+                write!(f, "{op} failed ({code})")
+            }
+            // libvirt's message once; its code is in the log record of the failed call.
+            LibvirtError::Failed { op, message, .. } => {
+                write!(f, "{op} failed: {}", quoted(message))
             }
         }
     }

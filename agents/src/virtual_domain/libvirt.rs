@@ -22,6 +22,41 @@ use super::hypervisor::{
 use super::process::Processes;
 use super::raw;
 
+/// libvirt's name and number of an error's code, as its C API spells them
+/// (`VIR_ERR_SYSTEM_ERROR (38)`), for the log.
+pub fn code_name(e: &Error) -> String {
+    match e.code() {
+        virt::enumutil::Enum::Known(c) => {
+            let name = upper_snake(&format!("{c:?}")); // not debug text: libvirt's C name
+            format!("VIR_ERR_{name} ({})", e.code().to_raw())
+        }
+        virt::enumutil::Enum::Unknown(n) => format!("libvirt error {n}"),
+    }
+}
+
+/// libvirt's name of an error's domain (`VIR_FROM_RPC`), for the log.
+pub fn domain_name(e: &Error) -> String {
+    match e.domain() {
+        virt::enumutil::Enum::Known(d) => {
+            let name = upper_snake(&format!("{d:?}")); // not debug text: libvirt's C name
+            format!("VIR_FROM_{name}")
+        }
+        virt::enumutil::Enum::Unknown(n) => format!("libvirt domain {n}"),
+    }
+}
+
+/// `SystemError` → `SYSTEM_ERROR`.
+fn upper_snake(camel: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in camel.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_uppercase());
+    }
+    out
+}
+
 /// Whether an error's class is one a broken connection gives. The class alone does not
 /// tell a dead connection from a healthy daemon refusing one request (a system error is
 /// also what a save to a full disk gives, an RPC error what a too large message gives):
@@ -124,7 +159,7 @@ impl Libvirt {
             other => other,
         })?;
         let conn = opened.map_err(|e| {
-            tracing::warn!(uri = %shown, code = ?e.code(), "virConnectOpen failed: {}", e.message());
+            tracing::warn!(uri = %shown, code = %code_name(&e), "virConnectOpen failed: {}", e.message());
             LibvirtError::Unreachable {
                 uri: shown.clone(),
                 message: e.message().to_string(),
@@ -148,7 +183,7 @@ impl Libvirt {
         bounded(until, op, move || f(conn))?.map_err(|e| {
             let no_domain = e.code().is_known_and(|c| c == ErrorNumber::NoDomain);
             if !no_domain {
-                tracing::warn!(op, code = ?e.code(), domain = ?e.domain(), "libvirt call failed: {}", e.message());
+                tracing::warn!(op, code = %code_name(&e), from = %domain_name(&e), "libvirt call failed: {}", e.message());
             }
             let class = is_connection_class(&e);
             let alive = match class {
@@ -164,7 +199,7 @@ impl Libvirt {
                 },
                 Classified::Refused => LibvirtError::Failed {
                     op,
-                    code: format!("{:?}", e.code()),
+                    code: code_name(&e),
                     message: e.message().to_string(),
                     no_domain,
                 },
@@ -443,6 +478,16 @@ impl Hypervisor for Libvirt {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn libvirt_codes_are_logged_by_their_c_names() {
+        assert_eq!(upper_snake("SystemError"), "SYSTEM_ERROR");
+        assert_eq!(upper_snake("NoDomain"), "NO_DOMAIN");
+        let nul = std::ffi::CString::new("a\0b").unwrap_err();
+        let e = Error::from(nul);
+        assert_eq!(code_name(&e), "VIR_ERR_INVALID_ARG (8)");
+        assert_eq!(domain_name(&e), "VIR_FROM_NONE");
+    }
 
     #[test]
     fn only_a_dead_connection_makes_libvirt_unreachable() {

@@ -43,7 +43,7 @@ pub fn migrate_to<H: Host>(host: &H, ctx: &Context) -> Answer {
     let local_uri = p.hypervisor.as_deref().unwrap_or(hv.uri()).to_string();
     let dest = remote_uri(p, &local_uri, target);
     let data_uri = migrate_uri(p, &local_uri, target);
-    tracing::info!(domain = %id.name, target, remote_uri = %dest, migrate_uri = ?data_uri, "migrating");
+    tracing::info!(domain = %id.name, target, remote_uri = %dest, migrate_uri = data_uri.as_deref().unwrap_or("libvirt's choice"), "migrating");
 
     if p.save_config {
         definition::save_config(&res, &hv, guest, until);

@@ -102,6 +102,15 @@ pub enum ConfigProblem {
     Invalid(String),
 }
 
+impl std::fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConfigProblem::Unset => f.write_str("parameter 'config' is not set"),
+            ConfigProblem::Unreadable(why) | ConfigProblem::Invalid(why) => f.write_str(why),
+        }
+    }
+}
+
 /// The domain's identity: what libvirt knows it by (and what its qemu process is given).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Identity {
@@ -162,7 +171,7 @@ impl<'a> Resource<'a> {
             }
             Err(problem) => match &believable {
                 Ok(()) => cached.get("name").map(|name| {
-                    tracing::warn!(domain = %name, "config unusable ({problem:?}); using the identity cached at start");
+                    tracing::warn!(domain = %name, "config unusable ({problem}); using the identity cached at start");
                     Identity {
                         name: name.to_string(),
                         uuid: cached.get("uuid").map(str::to_string),
@@ -171,7 +180,7 @@ impl<'a> Resource<'a> {
                 }),
                 Err(why) => {
                     if cached.get("name").is_some() {
-                        tracing::warn!("config unusable ({problem:?}); the cached identity is not used: {why}");
+                        tracing::warn!("config unusable ({problem}); the cached identity is not used: {why}");
                     }
                     None
                 }

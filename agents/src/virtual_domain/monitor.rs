@@ -32,7 +32,7 @@ pub fn monitor<H: Host>(host: &H, ctx: &Context) -> Answer {
             }
             Err(problem) => {
                 if !ctx.is_probe() {
-                    tracing::warn!("{problem:?} and no cached identity: not running");
+                    tracing::warn!("{problem} and no cached identity: not running");
                 }
                 Ok(ExitCode::NotRunning)
             }

@@ -52,7 +52,7 @@ fn run_one(script: &str, domain: &str, until: Instant) -> Result<(), Error> {
     Err(Error::Tool(format!(
         "monitor_scripts: {script} {}: {}",
         done.how(),
-        child::excerpt(&output, REASON_EXCERPT)
+        ocf_common::exit::quoted(&child::excerpt(&output, REASON_EXCERPT))
     )))
 }
 
@@ -106,11 +106,8 @@ mod tests {
         std::fs::set_permissions(&out, std::os::unix::fs::PermissionsExt::from_mode(0o755))
             .unwrap();
         let e = run_all(&list(out.to_str().unwrap()), "d", soon).unwrap_err();
-        assert!(
-            e.reason().ends_with("exited 3: guest not ready"),
-            "{}",
-            e.reason()
-        );
+        let reason = ocf_common::exit::plain(&e.reason());
+        assert!(reason.ends_with("exited 3: guest not ready"), "{reason}");
     }
 
     #[test]
@@ -132,13 +129,14 @@ mod tests {
         )
         .unwrap_err();
         assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+        let reason = ocf_common::exit::plain(&e.reason());
         let prefix = format!("monitor_scripts: {} exited 2: xxxx", big.display());
-        assert!(e.reason().starts_with(&prefix), "{}", e.reason());
-        assert!(e.reason().ends_with("x..."), "{}", e.reason());
+        assert!(reason.starts_with(&prefix), "{}", reason);
+        assert!(reason.ends_with("x..."), "{}", reason);
         assert!(
-            e.reason().len() <= prefix.len() + REASON_EXCERPT,
+            reason.len() <= prefix.len() + REASON_EXCERPT,
             "{} bytes",
-            e.reason().len()
+            reason.len()
         );
     }
 }

@@ -37,7 +37,7 @@ pub fn start<H: Host>(host: &H, ctx: &Context) -> Answer {
                 name: id.name.clone(),
                 ours: id.uuid.clone(),
                 theirs: uuid,
-                doing: "already exists and",
+                doing: "exists and",
             })
         }
         Seen::Ours(_, s) if s.is_active() => {

@@ -26,6 +26,6 @@ pub fn run_tool(program: &str, args: &[String], until: Instant) -> Result<(), Er
     Err(Error::Tool(format!(
         "{command} failed ({}): {}",
         done.how(),
-        child::excerpt(&output, child::REASON_EXCERPT)
+        ocf_common::exit::quoted(&child::excerpt(&output, child::REASON_EXCERPT))
     )))
 }

@@ -126,7 +126,7 @@ fn crm_resource(args: &[String], until: Instant) -> Result<(), String> {
             "crm_resource {} {}: {}",
             args.join(" "),
             done.how(),
-            child::excerpt(&done.stderr.text(), child::REASON_EXCERPT)
+            ocf_common::exit::quoted(&child::excerpt(&done.stderr.text(), child::REASON_EXCERPT))
         )),
         Err(e) => Err(format!("crm_resource {e}")),
     }

@@ -389,6 +389,8 @@ fn connect(path: &str) -> Option<UnixDatagram> {
 /// A file opened when the first record is written to it.
 struct LazyFile {
     path: PathBuf,
+    /// The mode of a file it creates (before the umask).
+    mode: u32,
     file: OnceLock<Option<File>>,
 }
 
@@ -396,7 +398,16 @@ impl LazyFile {
     fn new(path: PathBuf) -> LazyFile {
         LazyFile {
             path,
+            mode: 0o644,
             file: OnceLock::new(),
+        }
+    }
+
+    /// A file only its owner may read: a trace holds the whole environment.
+    fn private(path: PathBuf) -> LazyFile {
+        LazyFile {
+            mode: 0o600,
+            ..LazyFile::new(path)
         }
     }
 
@@ -421,6 +432,7 @@ impl LazyFile {
                 .create(true)
                 .append(true)
                 .custom_flags(nix::libc::O_NONBLOCK)
+                .mode(self.mode)
                 .open(&self.path)
                 .ok()
         });
@@ -497,7 +509,7 @@ impl OcfLayer {
             debuglog: s.debuglog.clone().map(LazyFile::new),
             debuglog_is_logfile,
             trace: match &s.trace {
-                Some(TraceTarget::File(p)) => Some(LazyFile::new(p.clone())),
+                Some(TraceTarget::File(p)) => Some(LazyFile::private(p.clone())),
                 Some(TraceTarget::Fd(n)) => {
                     Some(LazyFile::new(PathBuf::from(format!("/dev/fd/{n}"))))
                 }

@@ -358,6 +358,9 @@ mod tests {
                     ctx.note_reason("noted");
                     Err(OcfError::installed("first\nsecond"))
                 }
+                Action::Monitor if ctx.params.int("n") == Some(8) => Err(OcfError::generic(
+                    format!("own words: {}", crate::exit::quoted(&"x".repeat(300))),
+                )),
                 Action::Monitor if ctx.params.int("n") == Some(7) => {
                     ctx.note_reason("noted");
                     Ok(ExitCode::Success)
@@ -522,6 +525,22 @@ mod tests {
                 (0, "T (ocf-rs) 1\n", "")
             );
         }
+    }
+
+    #[test]
+    fn a_long_reason_is_shortened_to_what_pacemaker_keeps() {
+        let (code, _, err) = run(
+            &["T", "monitor"],
+            &[
+                ("OCF_RESKEY_CRM_meta_interval", "1000"),
+                ("OCF_RESKEY_n", "8"),
+            ],
+        );
+        assert_eq!(code, 1);
+        let reason = err.trim_end().strip_prefix("ocf-exit-reason:").unwrap();
+        assert_eq!(reason.len(), crate::exit::EXIT_REASON_MAX, "{reason}");
+        assert!(reason.starts_with("own words: xxx"), "{reason}");
+        assert!(reason.ends_with("x..."), "{reason}");
     }
 
     #[test]

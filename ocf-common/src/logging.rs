@@ -352,7 +352,7 @@ impl Settings {
             facility,
             logfile: env.logfile(),
             debuglog: env.debuglog().filter(|p| p != Path::new("/dev/null")),
-            debug: env.debug(),
+            debug: env.debug() || debug_list(env.var("HA_debug")),
             datefmt: env
                 .var("HA_DATEFMT")
                 .filter(|f| !f.is_empty())
@@ -371,6 +371,13 @@ impl Settings {
             Level::Info
         }
     }
+}
+
+/// `HA_debug` as ocf-shellfuncs reads it, beyond a plain true: Pacemaker copies
+/// `PCMK_debug` there, which may be a list of daemons (`pacemaker-execd,...`); anything
+/// set but `0` and the false words turns debug records on.
+fn debug_list(value: Option<&str>) -> bool {
+    value.is_some_and(|v| !v.trim().is_empty() && v.trim() != "0" && parse_bool(v).is_err())
 }
 
 /// Where syslog records go.
@@ -746,6 +753,19 @@ mod tests {
         assert_eq!(s(Some("")), None);
         assert_eq!(s(Some("daemon")), Some(3));
         assert_eq!(s(Some("local0")), Some(16));
+    }
+
+    #[test]
+    fn debug_is_on_for_a_true_flag_or_a_list_of_daemons() {
+        let debug = |v: &str| {
+            let env = OcfEnv::from_pairs([("HA_debug", v)]);
+            Settings::from_env("Dummy", "monitor", &env, 1).debug
+        };
+        assert!(debug("1"));
+        assert!(debug("pacemaker-execd,pacemaker-controld"));
+        assert!(!debug("0"));
+        assert!(!debug(""));
+        assert!(!debug("no"));
     }
 
     #[test]

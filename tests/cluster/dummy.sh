@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # ocf:rust:Dummy under the running one-node cluster (started by tests/run.sh):
 # start, monitor failure and recovery, failcount and cleanup, reload-agent on a
-# reloadable parameter change, disable/enable, delete. Leaves no resource behind.
+# reloadable parameter change, tracing turned on by pcs (trace_ra) and the agent's
+# records in Pacemaker's log, disable/enable, delete. Leaves no resource behind.
 # shellcheck source=tests/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
@@ -106,6 +107,29 @@ assert_match 'OCF_RESKEY_fake=changed' "$(sed -n '/^### reload-agent /,/^###$/p'
 assert_no_match '### (stop|start) ' "$entries" "FAKE3 was restarted"
 assert_true "FAKE3 not Started after reload (state: '$(rsc_state FAKE3)')" -- rsc_is_started FAKE3
 assert_true "FAKE3 state file gone after reload" -- exists "$(state_file FAKE3)"
+t_end
+
+TRACE_DIR=/var/lib/heartbeat/trace_ra/Dummy
+traced() { compgen -G "$TRACE_DIR/$1.$2.*" >/dev/null; } # RSC ACTION
+remove_traces() { rm -f -- "$TRACE_DIR"/FAKE3.*; }
+t_on_exit remove_traces
+
+t_begin "FAKE3: trace_ra=1 by pcs traces its actions under $TRACE_DIR without a restart; its records are in Pacemaker's log as Dummy(FAKE3)[pid]"
+assert_true "cannot remove old traces of FAKE3" -- remove_traces
+assert_match $'(^|\n)HA_LOGFILE=/' "$(cat "$ENVFILE")" "the executor gives the agents HA_LOGFILE"
+assert_true "cluster not idle before the update" -- cluster_idle 20
+mark=$(wc -l <"$ENVFILE")
+lmark=$(pcmk_log_mark)
+assert_rc 0 "pcs resource update FAKE3 trace_ra=1" -- pcs resource update FAKE3 trace_ra=1
+assert_wait 10 "no '### reload-agent' entry after the update" -- reloaded
+assert_wait 10 "no trace of a monitor of FAKE3 in $TRACE_DIR" -- traced FAKE3 monitor
+assert_no_match '### (stop|start) ' "$(after_mark)" "FAKE3 was restarted"
+assert_match 'DEBUG: monitor finished: OCF_SUCCESS' "$(cat "$TRACE_DIR"/FAKE3.monitor.* 2>&1)" "the monitor's trace"
+assert_true "no 'Dummy(FAKE3)[pid]:    INFO: reload-agent finished' in $T_PCMK_LOG" -- \
+  pcmk_log_has "$lmark" 'Dummy\(FAKE3\)\[[0-9]+\]:    INFO: reload-agent finished: OCF_SUCCESS'
+assert_rc 0 "pcs resource update FAKE3 trace_ra=0" -- pcs resource update FAKE3 trace_ra=0
+assert_true "cluster not idle after turning tracing off" -- cluster_idle 20
+assert_true "FAKE3 not Started (state: '$(rsc_state FAKE3)')" -- rsc_is_started FAKE3
 t_end
 
 t_begin "FAKE2: disable stops it (state file gone), enable starts it again"

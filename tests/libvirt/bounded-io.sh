@@ -221,7 +221,7 @@ rm -f -- "$SCRIPTS"/hang*.pid
 assert_ra 1 "recurring monitor" "$D" monitor CRM_meta_interval=10000 CRM_meta_timeout=5000 "monitor_scripts=$SCRIPTS/hang.sh"
 t_note "monitor with a hanging script took ${RA_SECS}s (timeout 5 s)"
 assert_lt "$RA_SECS" 5 "monitor time"
-assert_eq "monitor_scripts: $SCRIPTS/hang.sh did not finish within the operation timeout (domain $D)" "$RA_REASON" "exit reason"
+assert_eq "monitor_scripts: $SCRIPTS/hang.sh did not finish within the operation timeout" "$RA_REASON" "exit reason"
 hang_pids=("$SCRIPTS/hang.pid" "$SCRIPTS/hang-bg.pid" "$SCRIPTS/hang-sid.pid")
 assert_true "hang.sh did not start all its processes" -- has_pid "$SCRIPTS/hang-sid.pid"
 assert_wait 2 "left running after the agent: $(alive_list "${hang_pids[@]}")" -- none_alive "${hang_pids[@]}"

@@ -108,12 +108,13 @@ impl Error {
                 ours,
                 theirs,
                 doing,
-                // Both UUIDs within Pacemaker's 128 characters for names up to 16.
+                // Both UUIDs within Pacemaker's 128 characters for names up to 20.
             } => format!(
-                "domain {name} {doing} has UUID {theirs}; this resource's: {}",
+                "not ours: domain {name}{doing} has UUID {theirs} (ours: {})",
                 ours.as_deref().unwrap_or("?")
             ),
-            Error::Unproven { error, why } => format!("{error}; {why}"),
+            // What cannot be done first, then why (libvirt's message, cut first when long).
+            Error::Unproven { error, why } => format!("{why}; {error}"),
             Error::Unimplemented(action) => format!("{action} is not implemented"),
         }
     }
@@ -201,12 +202,9 @@ mod tests {
             name: "vm1".into(),
             ours: Some("u-1".into()),
             theirs: "u-2".into(),
-            doing: "exists and",
+            doing: "",
         };
-        assert_eq!(
-            e.reason(),
-            "domain vm1 exists and has UUID u-2; this resource's: u-1"
-        );
+        assert_eq!(e.reason(), "not ours: domain vm1 has UUID u-2 (ours: u-1)");
         let e = Error::libvirt(
             "Failed to start virtual domain vm1",
             LibvirtError::OutOfTime {

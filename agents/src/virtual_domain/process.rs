@@ -34,7 +34,7 @@ pub fn is_authoritative(uri: Option<&str>) -> Result<(), String> {
                 .into(),
         );
     };
-    let not_local = || format!("{uri} guests are not local qemu processes that can be checked");
+    let not_local = || format!("{uri} guests are not local qemu processes");
     let (scheme, rest) = uri.split_once("://").ok_or_else(not_local)?;
     if scheme != "qemu" && scheme != "qemu+unix" {
         return Err(not_local());

@@ -29,15 +29,9 @@ fn run_one(script: &str, domain: &str, until: Instant) -> Result<(), Error> {
                 "monitor_scripts: {script} {e}; its output: {}",
                 e.output()
             );
-            return Err(Error::Tool(format!(
-                "monitor_scripts: {script} {e} (domain {domain})"
-            )));
+            return Err(Error::Tool(format!("monitor_scripts: {script} {e}")));
         }
-        Err(e) => {
-            return Err(Error::Tool(format!(
-                "monitor_scripts: {script} {e} (domain {domain})"
-            )))
-        }
+        Err(e) => return Err(Error::Tool(format!("monitor_scripts: {script} {e}"))),
     };
     if done.success() {
         return Ok(());
@@ -97,7 +91,7 @@ mod tests {
         assert_eq!(
             e.reason(),
             format!(
-                "monitor_scripts: {} did not finish within the operation timeout (domain d)",
+                "monitor_scripts: {} did not finish within the operation timeout",
                 hang.display()
             )
         );

@@ -37,7 +37,7 @@ pub fn start<H: Host>(host: &H, ctx: &Context) -> Answer {
                 name: id.name.clone(),
                 ours: id.uuid.clone(),
                 theirs: uuid,
-                doing: "exists and",
+                doing: "",
             })
         }
         Seen::Ours(_, s) if s.is_active() => {
@@ -103,7 +103,7 @@ pub fn start<H: Host>(host: &H, ctx: &Context) -> Answer {
                     name: id.name.clone(),
                     ours: id.uuid.clone(),
                     theirs: uuid,
-                    doing: "as restored",
+                    doing: " as restored",
                 })
             }
         },

@@ -17,7 +17,7 @@ pub struct Library(*mut c_void);
 /// Loads `name` (a soname searched as the dynamic loader searches, or a path) with every
 /// symbol bound at once; `global` also offers its symbols to what is loaded later.
 pub fn open(name: &str, global: bool) -> Result<Library, String> {
-    let c_name = CString::new(name).map_err(|_| format!("{name:?} contains a NUL byte"))?;
+    let c_name = CString::new(name).map_err(|_| format!("'{name}' contains a NUL byte"))?;
     let scope = if global {
         libc::RTLD_GLOBAL
     } else {
@@ -39,7 +39,7 @@ impl Library {
     /// The plugin's entry point `symbol`.
     pub fn entry(&self, symbol: &str) -> Result<Entry, String> {
         let c_symbol =
-            CString::new(symbol).map_err(|_| format!("{symbol:?} contains a NUL byte"))?;
+            CString::new(symbol).map_err(|_| format!("'{symbol}' contains a NUL byte"))?;
         // SAFETY: clears a stale error so that the one read below is dlsym's; dlerror has
         // no other effect.
         unsafe { libc::dlerror() };

@@ -95,10 +95,10 @@ impl ParameterSpec {
 pub const TRACE_RA: ParameterSpec = ParameterSpec {
     shortdesc: "Trace the resource agent",
     longdesc: "Set to 1 to write a debug-level trace of each action (every log record, and the \
-environment) to trace_file, if set, or by default to \
-$HA_VARLIB/trace_ra/<type>/<instance>.<action>.<timestamp>, e.g. \
-/var/lib/heartbeat/trace_ra/VirtualDomain/vm1.start.2026-11-27.08:37:08 (trace_dir, when \
-set, replaces $HA_VARLIB/trace_ra), as the OCF shell library does.",
+environment) to trace_file, if set, or by default to one file per action in \
+$HA_VARLIB/trace_ra/<type> (/var/lib/heartbeat/trace_ra/VirtualDomain for VirtualDomain), \
+named <instance>.<action>.<date> (vm1.start.2026-11-27.08:37:08); trace_dir, when set, \
+replaces $HA_VARLIB/trace_ra. As the OCF shell library does.",
     default: ParamDefault::Value("0"),
     reloadable: true,
     ..ParameterSpec::new("trace_ra", ParamType::Boolean)

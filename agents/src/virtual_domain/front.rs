@@ -112,7 +112,8 @@ pub fn plugin_candidates(exe: Option<&Path>) -> Vec<PathBuf> {
 fn load() -> Result<dl::Entry, Mode> {
     dl::open(LIBVIRT, true).map_err(|e| {
         Mode::NoLibvirt(format!(
-            "libvirt is not installed on this node: its client library {LIBVIRT} cannot be loaded ({e})"
+            "libvirt is not installed on this node: its client library {LIBVIRT} cannot be loaded ({})",
+            ocf_common::exit::quoted(&e.to_string())
         ))
     })?;
     let exe = std::fs::read_link("/proc/self/exe").ok();
@@ -125,8 +126,9 @@ fn load() -> Result<dl::Entry, Mode> {
     };
     let broken = |e: String| {
         Mode::NoPlugin(format!(
-            "the agent's plugin {} cannot be loaded ({e})",
-            path.display()
+            "the agent's plugin {} cannot be loaded ({})",
+            path.display(),
+            ocf_common::exit::quoted(&e)
         ))
     };
     let library = dl::open(&path.to_string_lossy(), false).map_err(broken)?;

@@ -93,7 +93,8 @@ test-package: install
 demo: install
 	scripts/demo.sh
 
-# ocf:rust against the shell agents on the same libvirtd and guests (bench/RESULTS.md).
+# ocf:rust against the shell agents on the same libvirtd and guests, and under a one-node
+# cluster that bench.py starts and stops itself (bench/RESULTS.md).
 bench: install
 	scripts/build-guest.sh
 	scripts/libvirt.sh start

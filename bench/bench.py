@@ -707,9 +707,9 @@ def write_results(rows, latencies, fl):
              "not the daemons they talk to); execs = programs run "
              "(the agent included), with how many of them were crm_resource; RSS = peak resident set of "
              "the largest process (GNU time, one extra run).", "",
-             f"Settings: *{NO_CLUSTER_VD}* is the agent run by hand with no cluster, the utilization "
+             f"Settings: `{NO_CLUSTER_VD}` is the agent run by hand with no cluster, the utilization "
              "switches off (the rows of earlier reports, measured the same way). "
-             f"*{IN_CLUSTER}* is the agent as a cluster runs it: the parameters `pcs resource create "
+             f"`{IN_CLUSTER}` is the agent as a cluster runs it: the parameters `pcs resource create "
              "... VirtualDomain config=... hypervisor=...` leaves (autoset_utilization_cpu, _hv_memory and "
              "_host_memory true), under the one-node cluster of scripts/cluster.sh (started and stopped by "
              "the bench), with the executor's OCF_RESOURCE_INSTANCE and OCF_RESKEY_crm_feature_set, and a "
@@ -728,7 +728,7 @@ def write_results(rows, latencies, fl):
         rs, rr = r.rss.get("shell", 0), r.rss.get("rust", 0)
         wratio = ws / wr if wr > 0 else float("inf")
         cratio = cs / cr if cr > 0 else float("inf")
-        lines.append(f"| {r.group} | {r.name} | {r.setting} | {fmt_ms(ws)} | {fmt_ms(wr)} | {wratio:.1f}x | "
+        lines.append(f"| {r.group} | {r.name} | `{r.setting}` | {fmt_ms(ws)} | {fmt_ms(wr)} | {wratio:.1f}x | "
                      f"{fmt_ms(cs)} | {fmt_ms(cr)} | {cratio:.1f}x | {execs(r, 'shell')} | {execs(r, 'rust')} | "
                      f"{rs / 1024:.1f} MiB | {rr / 1024:.1f} MiB |")
         tag = " [cluster]" if r.setting == IN_CLUSTER else ""

@@ -291,6 +291,25 @@ pub fn execute(
     }
 }
 
+/// Runs `args` (program name, action, ...) with the environment `pairs`, as
+/// [`execute`] does, and returns the exit status, stdout and stderr: for the tests of an
+/// agent and of the dispatcher.
+pub fn execute_captured(
+    agent: &dyn Agent,
+    args: &[&str],
+    pairs: &[(&str, &str)],
+) -> (i32, String, String) {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let env = OcfEnv::from_pairs(pairs.iter().copied());
+    let code = execute(agent, &args, env, Instant::now(), &mut out, &mut err);
+    (
+        code,
+        String::from_utf8_lossy(&out).into_owned(),
+        String::from_utf8_lossy(&err).into_owned(),
+    )
+}
+
 /// The whole `main` of an agent binary: reads the process's arguments and environment,
 /// sets up logging, runs the action and exits with its status.
 pub fn main(agent: &dyn Agent) -> ! {
@@ -373,21 +392,7 @@ mod tests {
     }
 
     fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        let (mut out, mut err) = (Vec::new(), Vec::new());
-        let code = execute(
-            &T,
-            &args,
-            OcfEnv::from_pairs(env.iter().copied()),
-            Instant::now(),
-            &mut out,
-            &mut err,
-        );
-        (
-            code,
-            String::from_utf8(out).unwrap(),
-            String::from_utf8(err).unwrap(),
-        )
+        execute_captured(&T, args, env)
     }
 
     #[test]
@@ -484,11 +489,8 @@ mod tests {
             }
         }
         let go = |env: &[(&str, &str)]| {
-            let args = ["R".to_string(), "monitor".to_string()];
-            let (mut out, mut err) = (Vec::new(), Vec::new());
-            let env = OcfEnv::from_pairs(env.iter().copied());
-            let code = execute(&R, &args, env, Instant::now(), &mut out, &mut err);
-            (code, String::from_utf8(err).unwrap())
+            let (code, _, err) = execute_captured(&R, &["R", "monitor"], env);
+            (code, err)
         };
         let (code, err) = go(&[("OCF_RESKEY_CRM_meta_interval", "10000")]);
         assert_eq!(code, 6);

@@ -160,21 +160,7 @@ mod tests {
     use super::*;
 
     fn run(mode: Mode, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        let (mut out, mut err) = (Vec::new(), Vec::new());
-        let code = dispatch::execute(
-            &Front(mode),
-            &args,
-            OcfEnv::from_pairs(env.iter().copied()),
-            Instant::now(),
-            &mut out,
-            &mut err,
-        );
-        (
-            code,
-            String::from_utf8(out).unwrap(),
-            String::from_utf8(err).unwrap(),
-        )
+        dispatch::execute_captured(&Front(mode), args, env)
     }
 
     const CONFIG: (&str, &str) = ("OCF_RESKEY_config", "/nonexistent/vm1.xml");

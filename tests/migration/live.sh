@@ -47,8 +47,10 @@ answers() { hvirsh "$1" version >/dev/null 2>&1; }       # HOST: its libvirtd an
 
 # agent HOST ACTION [NAME=VALUE...]: runs the agent inside HOST with Pacemaker's environment;
 # NAME=VALUE pairs (OCF_RESKEY_..., HA_..., OCF_RESOURCE_INSTANCE) replace or add to it: every
-# variable is passed once. Output in $A_OUT, rc in $A_RC, duration in $A_MS. Returns 0 (the
-# caller checks $A_RC), 1 for a malformed NAME=VALUE.
+# variable is passed once. Output in $A_OUT: stdout and stderr (warnings and errors), then
+# the call's HA_LOGFILE (its info records: progress, URIs), unless the caller gives its own
+# HA_LOGFILE. rc in $A_RC, duration in $A_MS. Returns 0 (the caller checks $A_RC), 1 for a
+# malformed NAME=VALUE.
 A_OUT="" A_RC=0 A_MS=0
 agent() {
   local host=$1 action=$2 t0 kv k src=ocfa dst=ocfb
@@ -65,6 +67,9 @@ agent() {
     [OCF_RESKEY_CRM_meta_timeout]=30000 [OCF_RESKEY_CRM_meta_on_node]="$host"
     [HA_RSCTMP]="$T_TMP/rsctmp-$host"
   )
+  local log
+  log=$(mktemp "$T_TMP/agent-log.XXXXXX") || return 1
+  env[HA_LOGFILE]=$log
   for kv in "$@"; do
     if [[ ! $kv =~ ^[A-Za-z_][A-Za-z0-9_]*= ]]; then
       A_OUT="agent: not NAME=VALUE: '$kv'" A_RC=none A_MS=0
@@ -78,6 +83,8 @@ agent() {
   A_OUT=$("$HOSTS" exec "$host" env -i "${vars[@]}" "$AGENT" "$action" 2>&1)
   A_RC=$?
   A_MS=$(ms_since "$t0")
+  if [[ -s $log ]]; then A_OUT+=$'\n'$(<"$log"); fi
+  rm -f -- "$log"
   return 0
 }
 

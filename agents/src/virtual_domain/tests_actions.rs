@@ -203,6 +203,12 @@ fn code(a: &Answer) -> ExitCode {
     }
 }
 
+/// Asserts that the answer's reason contains `needle`, showing the reason otherwise.
+fn says(a: &Answer, needle: &str) {
+    let why = reason(a);
+    assert!(why.contains(needle), "{why:?} does not say {needle:?}");
+}
+
 fn reason(a: &Answer) -> String {
     match a {
         Ok(_) => String::new(),
@@ -308,11 +314,8 @@ fn a_domain_of_our_name_with_another_uuid_is_never_adopted_started_over_or_stopp
     assert_eq!(code(&case.monitor()), ExitCode::NotRunning);
     let start = case.run(Action::Start, &[]);
     assert_eq!(code(&start), ExitCode::ErrGeneric);
-    assert!(
-        reason(&start).contains(UUID) && reason(&start).contains(OTHER),
-        "{}",
-        reason(&start)
-    );
+    says(&start, UUID);
+    says(&start, OTHER);
     assert_eq!(code(&case.run(Action::Stop, &[])), ExitCode::Success);
     let w = case.host.world();
     assert_eq!(w.dom("vm1").map(|d| d.state), Some(DomainState::Running));
@@ -415,7 +418,7 @@ fn a_created_domain_of_another_name_is_destroyed_and_start_fails_at_once() {
     });
     let (answer, took) = case.run_timed(Action::Start, &[], 20_000);
     assert_eq!(code(&answer), ExitCode::ErrGeneric);
-    assert!(reason(&answer).contains("vm1-other"), "{}", reason(&answer));
+    says(&answer, "vm1-other");
     assert!(took < Duration::from_secs(2), "start waited {took:?}");
     assert!(
         case.host.world().domains.is_empty(),
@@ -516,11 +519,7 @@ fn a_hanging_monitor_script_fails_the_monitor_within_its_timeout() {
         3_000,
     );
     assert_eq!(code(&answer), ExitCode::ErrGeneric);
-    assert!(
-        reason(&answer).contains("monitor_scripts"),
-        "{}",
-        reason(&answer)
-    );
+    says(&answer, "monitor_scripts");
     assert!(took < Duration::from_secs(3), "{took:?}");
 }
 
@@ -622,11 +621,7 @@ fn an_invalid_utf8_config_fails_start_as_not_installed_saying_so() {
     std::fs::write(case.config(), b"<domain><name>caf\xe9</name></domain>").unwrap();
     let answer = case.run(Action::Start, &[]);
     assert_eq!(code(&answer), ExitCode::ErrInstalled);
-    assert!(
-        reason(&answer).contains("not valid UTF-8"),
-        "{}",
-        reason(&answer)
-    );
+    says(&answer, "not valid UTF-8");
 }
 
 #[test]
@@ -649,11 +644,7 @@ fn an_unreachable_libvirtd_is_1_in_every_action_that_needs_it() {
             "{action:?}: {}",
             reason(&answer)
         );
-        assert!(
-            reason(&answer).contains("cannot reach libvirt"),
-            "{}",
-            reason(&answer)
-        );
+        says(&answer, "cannot reach libvirt");
     }
 }
 
@@ -742,11 +733,7 @@ fn a_migration_aborted_at_the_deadline_resumes_a_guest_paused_for_it() {
     }
     let (answer, took) = migrate_to(&case, "--timeout 1", 6_000);
     assert_eq!(code(&answer), ExitCode::ErrGeneric);
-    assert!(
-        reason(&answer).contains("did not finish"),
-        "{}",
-        reason(&answer)
-    );
+    says(&answer, "did not finish");
     assert!(took < Duration::from_secs(6), "{took:?}");
     let w = case.host.world();
     assert!(w.aborted && w.called("virDomainSuspend"));
@@ -763,6 +750,6 @@ fn a_refused_migrate_option_fails_migrate_to_with_6_naming_it_and_nothing_moves(
     case.running();
     let (answer, _) = migrate_to(&case, "--dname vm2", 20_000);
     assert_eq!(code(&answer), ExitCode::ErrConfigured);
-    assert!(reason(&answer).contains("'--dname'"), "{}", reason(&answer));
+    says(&answer, "'--dname'");
     assert!(!case.host.world().called("virDomainMigrate3"));
 }

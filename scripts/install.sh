@@ -82,6 +82,17 @@ install_files() {
   fi
 }
 
+# also_installed PATH: another provider's list names PATH too (the manual pages are the
+# same file for every provider).
+also_installed() {
+  local other
+  for other in "$(dirname "$list")"/installed-*.list; do
+    [[ -f $other && $other != "$list" ]] || continue
+    if awk -v p="$1" '$2 == p { found = 1 } END { exit !found }' "$other"; then return 0; fi
+  done
+  return 1
+}
+
 uninstall_files() {
   local sum path now
   if [[ -n $DESTDIR ]]; then
@@ -95,6 +106,10 @@ uninstall_files() {
   while read -r sum path; do
     [[ -n $path ]] || continue
     if [[ ! -e $path ]]; then
+      continue
+    fi
+    if also_installed "$path"; then
+      say "leaving $path: make install also installed it for another provider"
       continue
     fi
     now=$(sha256sum "$path" | cut -d' ' -f1)

@@ -116,9 +116,17 @@ done <<<"$files"
 assert_eq "" "${left[*]}" "files of ocf-rs left after the purge"
 t_end
 
-t_begin "make install works again once the package is gone; make uninstall removes only its files"
+t_begin "make install works again once the package is gone; make uninstall removes only its files, and not another provider's"
 assert_rc 0 "make install" -- make -C "$REPO" install
 assert_true "no $RUST/VirtualDomain" -- test -x "$RUST/VirtualDomain"
 assert_rc 0 "make uninstall PROVIDER=heartbeat (nothing installed there)" -- make -C "$REPO" uninstall PROVIDER=heartbeat
 assert_eq "$shell_sum" "$(sha256sum <"$HB/VirtualDomain")" "the shell agent after make uninstall PROVIDER=heartbeat"
+# A second provider shares the manual pages: its uninstall removes its agents, not them.
+assert_rc 0 "make install PROVIDER=ocfrstest" -- make -C "$REPO" install PROVIDER=ocfrstest
+assert_rc 0 "make uninstall PROVIDER=ocfrstest" -- make -C "$REPO" uninstall PROVIDER=ocfrstest
+assert_true "ocfrstest's VirtualDomain left behind" -- not test -e /usr/lib/ocf/resource.d/ocfrstest/VirtualDomain
+assert_true "the rust provider's manual page went with ocfrstest's uninstall" -- \
+  test -f /usr/share/man/man7/ocf_rust_VirtualDomain.7
+assert_true "the rust provider's VirtualDomain went with ocfrstest's uninstall" -- test -x "$RUST/VirtualDomain"
+rmdir /usr/lib/ocf/resource.d/ocfrstest 2>/dev/null || true
 t_end

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# Two extra libvirt "hosts", ocfa and ocfb, on this machine, for live-migration tests.
+# Three extra libvirt "hosts", ocfa, ocfb and ocfc, on this machine, for live-migration and
+# cluster-scale tests.
 #
-#   scripts/libvirt-hosts.sh up [HOST...]      start both (or the named) hosts; idempotent: parts
+#   scripts/libvirt-hosts.sh up [HOST...]      start every (or the named) host; idempotent: parts
 #                                             already running are kept, missing ones started.
 #                                             Prints one line per host: NAME ROOT-NS-URI PEER-URI
-#   scripts/libvirt-hosts.sh down             stop everything of both hosts (by pid), remove the
+#   scripts/libvirt-hosts.sh down             stop everything of every host (by pid), remove the
 #                                             namespaces and state; idempotent, bounded waits.
 #                                             The namespaces are this script's own: every process
 #                                             in them is stopped, whoever started it
-#   scripts/libvirt-hosts.sh status           exit 0 if both answer (our daemons), 3 if nothing
+#   scripts/libvirt-hosts.sh status           exit 0 if all answer (our daemons), 3 if nothing
 #                                             runs, 4 if a libvirtd/virtlogd this script did not
 #                                             start runs or answers in a host, 1 if partly
 #   scripts/libvirt-hosts.sh uri HOST         the root-namespace URI of HOST's libvirtd
@@ -16,10 +17,15 @@
 #                                             namespaces (keeps the caller's environment)
 #   scripts/libvirt-hosts.sh pids HOST        pids of every process inside HOST's namespaces
 #   scripts/libvirt-hosts.sh stop-libvirtd HOST   stop only HOST's libvirtd (`up` restarts it)
+#   scripts/libvirt-hosts.sh kill HOST        a power cut: SIGKILL to every process in HOST's
+#                                             namespaces at once (keeper included), then what
+#                                             lived in HOST's /run is gone; its /var/lib/libvirt
+#                                             stays. `up HOST` boots it again
 #
 # Each host has:
-#   - a network namespace ocf-rs-HOST; a veth pair joins the two (ocfa 10.213.99.1/24, ocfb
-#     10.213.99.2/24: addresses exist only inside these namespaces), loopback up;
+#   - a network namespace ocf-rs-HOST, loopback up, and a veth pair from it to a bridge in the
+#     namespace ocf-rs-lan (the hosts' LAN: ocfa 10.213.99.1/24, ocfb 10.213.99.2/24, ocfc
+#     10.213.99.3/24; addresses exist only inside these namespaces);
 #   - its own mount and UTS namespace (hostname = HOST), held open by a keeper process
 #     (`sleep infinity` started by `ip netns exec NS unshare --mount --uts --propagation private`);
 #     everything else is entered into it with nsenter;
@@ -27,8 +33,9 @@
 #     /etc/libvirt, /var/lib/libvirt, /var/log/libvirt, /var/cache/libvirt, /etc/hosts,
 #     /etc/resolv.conf (no nameserver) and /run
 #     (bound last; so the agent's qemu:///system and its default HA_RSCTMP are private too). The
-#     private /etc/hosts names localhost, ocfa, ocfb and the aliases ocfa-mig, ocfb-mig (same
-#     addresses: for migration_network_suffix=-mig);
+#     private /etc/hosts names localhost, every host and its alias HOST-mig (same address: for
+#     migration_network_suffix=-mig). Everything else (the repository, /tmp, /var/tmp) is the
+#     machine's, seen by every host at the same path: the hosts' shared storage;
 #   - its own virtlogd and a libvirtd --listen under `tini -s` (a child subreaper): distinct
 #     host_uuid, listen_tcp=1, auth_tcp=none, listen_tls=0, listen_addr = its address; qemu.conf
 #     runs qemu as root without security driver, cgroup_controllers = [ ], migration_address and
@@ -42,7 +49,7 @@
 # host (and stops nothing of it); `status` says which pid answers.
 #
 # URIs: from the root namespace qemu+unix:///system?socket=$OCF_RS_HOSTS_DIR/HOST/run/libvirt/libvirt-sock;
-# inside either namespace qemu+tcp://ocfa/system and qemu+tcp://ocfb/system, and qemu:///system
+# inside any host qemu+tcp://HOST/system (ocfa, ocfb, ocfc), and qemu:///system
 # for the host's own libvirtd.
 #
 # Environment: OCF_RS_HOSTS_DIR (state root, default /run/ocf-rs-hosts), OCF_RS_HOSTS_TIMEOUT
@@ -51,10 +58,12 @@ set -euo pipefail
 
 BASE=${OCF_RS_HOSTS_DIR:-/run/ocf-rs-hosts}
 TIMEOUT=${OCF_RS_HOSTS_TIMEOUT:-20}
-HOSTS=(ocfa ocfb)
-declare -A ADDR=([ocfa]=10.213.99.1 [ocfb]=10.213.99.2)
-declare -A UUID=([ocfa]=0cfa0000-0000-4000-8000-00000000000a [ocfb]=0cfb0000-0000-4000-8000-00000000000b)
-declare -A VETH=([ocfa]=vocfa0 [ocfb]=vocfb0)
+HOSTS=(ocfa ocfb ocfc)
+declare -A ADDR=([ocfa]=10.213.99.1 [ocfb]=10.213.99.2 [ocfc]=10.213.99.3)
+declare -A UUID=([ocfa]=0cfa0000-0000-4000-8000-00000000000a [ocfb]=0cfb0000-0000-4000-8000-00000000000b
+  [ocfc]=0cfc0000-0000-4000-8000-00000000000c)
+LAN=ocf-rs-lan # the namespace of the hosts' bridge
+BRIDGE=br0
 
 PROG=libvirt-hosts.sh
 LIB_DIR=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")
@@ -63,7 +72,7 @@ source "$LIB_DIR/lib-proc.sh"
 # shellcheck source=scripts/lib-libvirt.sh
 source "$LIB_DIR/lib-libvirt.sh"
 
-known_host() { [[ -n ${ADDR[$1]:-} ]] || die "unknown host '$1' (ocfa or ocfb)"; }
+known_host() { [[ -n ${ADDR[$1]:-} ]] || die "unknown host '$1' (one of ${HOSTS[*]})"; }
 netns() { echo "ocf-rs-$1"; }
 dir() { echo "$BASE/$1"; }
 sock() { echo "$BASE/$1/run/libvirt/libvirt-sock"; }
@@ -115,27 +124,29 @@ EOF
   # no nameserver: names outside /etc/hosts fail at once (glibc then asks 127.0.0.1 of the
   # namespace, where nothing listens); nothing leaves the namespaces anyway (no route out)
   printf '# written by ocf-rs scripts/libvirt-hosts.sh: no DNS inside the test hosts\n' >"$d/resolv.conf"
-  cat >"$d/hosts" <<EOF
-127.0.0.1 localhost
-${ADDR[ocfa]} ocfa ocfa-mig
-${ADDR[ocfb]} ocfb ocfb-mig
-EOF
+  {
+    echo "127.0.0.1 localhost"
+    for a in "${HOSTS[@]}"; do echo "${ADDR[$a]} $a $a-mig"; done
+  } >"$d/hosts"
 }
 
-ensure_netns() {
+ensure_netns() { # every host's namespace and its link to the LAN bridge
   local h
+  [[ -e /run/netns/$LAN ]] || ip netns add "$LAN"
+  ip -n "$LAN" link show "$BRIDGE" >/dev/null 2>&1 || ip -n "$LAN" link add "$BRIDGE" type bridge
+  ip -n "$LAN" link set "$BRIDGE" up
   for h in "${HOSTS[@]}"; do
     [[ -e /run/netns/$(netns "$h") ]] || ip netns add "$(netns "$h")"
     ip -n "$(netns "$h")" link set lo up
-  done
-  if ! ip -n "$(netns ocfa)" link show "${VETH[ocfa]}" >/dev/null 2>&1; then
-    # a half-made pair (one end left) goes with the namespace it is in
-    ip -n "$(netns ocfb)" link del "${VETH[ocfb]}" >/dev/null 2>&1 || true
-    ip link add "${VETH[ocfa]}" netns "$(netns ocfa)" type veth peer name "${VETH[ocfb]}" netns "$(netns ocfb)"
-  fi
-  for h in "${HOSTS[@]}"; do
-    ip -n "$(netns "$h")" addr replace "${ADDR[$h]}/24" dev "${VETH[$h]}"
-    ip -n "$(netns "$h")" link set "${VETH[$h]}" up
+    # veth vHOST0 in the host, its peer vHOST1 on the bridge
+    if ! ip -n "$(netns "$h")" link show "v${h}0" >/dev/null 2>&1; then
+      # a half-made pair (one end left) goes with the namespace it is in
+      ip -n "$LAN" link del "v${h}1" >/dev/null 2>&1 || true
+      ip link add "v${h}0" netns "$(netns "$h")" type veth peer name "v${h}1" netns "$LAN"
+    fi
+    ip -n "$LAN" link set "v${h}1" master "$BRIDGE" up
+    ip -n "$(netns "$h")" addr replace "${ADDR[$h]}/24" dev "v${h}0"
+    ip -n "$(netns "$h")" link set "v${h}0" up
   done
 }
 
@@ -344,12 +355,27 @@ down_host() { # HOST
   rm -f "$d/keeper.pid"
 }
 
+do_kill() { # HOST
+  need_root
+  local h=$1 pids left deadline
+  pids=$(ns_pids "$h")
+  # shellcheck disable=SC2086 # one word per pid
+  [[ -z $pids ]] || kill -KILL $pids 2>/dev/null || true
+  deadline=$(($(now_ms) + TIMEOUT * 1000))
+  while left=$(for p in $pids; do alive "$p" && echo "$p"; done) && [[ -n $left ]]; do
+    (($(now_ms) < deadline)) || die "processes of $h still alive ${TIMEOUT}s after SIGKILL: $(echo "$left" | tr '\n' ' ')"
+    sleep 0.02
+  done
+  rm -rf -- "$(dir "$h")/run" "$(dir "$h")/keeper.pid" "$(dir "$h")/tini.pid"
+  log "killed $(wc -w <<<"$pids") processes of $h"
+}
+
 do_down() {
   need_root
   local h t0
   t0=$(now_ms)
   for h in "${HOSTS[@]}"; do down_host "$h"; done
-  for h in "${HOSTS[@]}"; do
+  for h in "${HOSTS[@]}" lan; do
     [[ -e /run/netns/$(netns "$h") ]] && ip netns del "$(netns "$h")"
   done
   # The private mounts lived in the keepers' mount namespaces and went with them.
@@ -395,5 +421,6 @@ case ${1:-} in
   exec) (($# >= 3)) || die "usage: $0 exec HOST CMD..."; known_host "$2"; h=$2; shift 2; in_host "$h" "$@" ;;
   pids) (($# == 2)) || die "usage: $0 pids HOST"; known_host "$2"; ns_pids "$2" ;;
   stop-libvirtd) (($# == 2)) || die "usage: $0 stop-libvirtd HOST"; known_host "$2"; stop_libvirtd "$2" ;;
-  *) echo "usage: $0 up [HOST...]|down|status|uri HOST|exec HOST CMD...|pids HOST|stop-libvirtd HOST" >&2; exit 2 ;;
+  kill) (($# == 2)) || die "usage: $0 kill HOST"; known_host "$2"; do_kill "$2" ;;
+  *) echo "usage: $0 up [HOST...]|down|status|uri HOST|exec HOST CMD...|pids HOST|stop-libvirtd HOST|kill HOST" >&2; exit 2 ;;
 esac

@@ -10,15 +10,13 @@ source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 # shellcheck source=tests/lib-guest.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../lib-guest.sh"
 
-HOSTS=$T_REPO/scripts/libvirt-hosts.sh
+# shellcheck source=tests/lib-nodes.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib-nodes.sh"
+
+HOSTS=$NODES_SH
 VM=ocfrs-cl-vm
 XML=$T_TMP/$VM.xml
 CONSOLE=$T_TMP/$VM.console
-CLEAN_PATH=/usr/sbin:/usr/bin:/sbin:/bin
-declare -A ADDR=([ocfa]=10.213.99.1 [ocfb]=10.213.99.2)
-
-on() { local h=$1; shift; "$HOSTS" exec "$h" env -i PATH=$CLEAN_PATH LANG=C.UTF-8 "$@"; }
-plog() { echo "$T_TMP/$1/log/pacemaker.log"; }
 other() { if [[ $1 == ocfa ]]; then echo ocfb; else echo ocfa; fi; }
 
 boots() { console_count "$CONSOLE" 0 '^GUEST-BOOT'; } # GUEST-BOOT lines on the console (prints 0 when none)
@@ -32,83 +30,9 @@ dom_state() {
   URI=$uri domain_state "$VM"
 }
 
-pid_in() { # HOST COMM: pid of the process named COMM inside HOST's namespaces
-  local p
-  for p in $("$HOSTS" pids "$1" 2>/dev/null); do
-    [[ $(cat "/proc/$p/comm" 2>/dev/null) == "$2" ]] && { echo "$p"; return 0; }
-  done
-  return 1
-}
-
-stop_in() { # HOST COMM TIMEOUT: SIGTERM the process, wait (bounded)
-  local p
-  p=$(pid_in "$1" "$2") || return 0
-  kill -TERM "$p" 2>/dev/null || true
-  wait_until "$3" eval "! kill -0 $p 2>/dev/null || grep -q '^State:.*Z' /proc/$p/status 2>/dev/null"
-}
-
 cleanup() {
-  local h pids=()
-  for h in ocfa ocfb; do
-    stop_in "$h" pacemakerd 30 &
-    pids+=($!)
-  done
-  wait "${pids[@]}"
-  for h in ocfa ocfb; do stop_in "$h" corosync 10; done
+  nodes_stop_all
   "$HOSTS" down 2>&1 | sed 's/^/# /'
-}
-
-node_files() { # HOST: private cluster directories, bound over the standard paths inside HOST
-  local h=$1 d=$T_TMP/$1
-  mkdir -p "$d"/{etc-corosync,lib-corosync,etc-pacemaker,log} "$d"/lib-pacemaker/{cib,pengine,blackbox,cores} || return 1
-  chown -R hacluster:haclient "$d/lib-pacemaker" "$d/log" || return 1
-  chmod 0770 "$d/log" || return 1
-  cp "$T_TMP/authkey" "$d/etc-corosync/authkey" || return 1
-  chmod 0400 "$d/etc-corosync/authkey" || return 1
-  cat >"$d/etc-corosync/corosync.conf" <<EOF || return 1
-totem {
-    version: 2
-    cluster_name: ocfmig
-    transport: knet
-    crypto_cipher: aes256
-    crypto_hash: sha256
-    token: 1000
-}
-nodelist {
-    node {
-        name: ocfa
-        nodeid: 1
-        ring0_addr: ${ADDR[ocfa]}
-    }
-    node {
-        name: ocfb
-        nodeid: 2
-        ring0_addr: ${ADDR[ocfb]}
-    }
-}
-quorum {
-    provider: corosync_votequorum
-    two_node: 1
-}
-logging {
-    to_stderr: no
-    to_syslog: no
-    to_logfile: yes
-    logfile: /var/log/pacemaker/corosync.log
-    timestamp: on
-}
-EOF
-  cp "$T_TMP/cib.xml" "$d/lib-pacemaker/cib/cib.xml" || return 1
-  chown hacluster:haclient "$d/lib-pacemaker/cib/cib.xml" || return 1
-  chmod 0600 "$d/lib-pacemaker/cib/cib.xml" || return 1
-  "$HOSTS" exec "$h" sh -ec "
-    mount --bind '$d/etc-corosync' /etc/corosync
-    mount --bind '$d/lib-corosync' /var/lib/corosync
-    mount --bind '$d/etc-pacemaker' /etc/pacemaker
-    mount --bind '$d/lib-pacemaker' /var/lib/pacemaker
-    mount --bind '$d/log' /var/log/pacemaker
-    mount -t tmpfs -o mode=1777 tmpfs /dev/shm
-  "
 }
 
 quorate_both() { on ocfa corosync-quorumtool -s >/dev/null 2>&1 && on ocfb corosync-quorumtool -s >/dev/null 2>&1; }
@@ -145,28 +69,17 @@ t_on_exit cleanup
 out=$("$T_REPO/scripts/build-guest.sh" 2>&1) || t_fail "build-guest.sh: $(_t_short "$out")"
 out=$("$HOSTS" up 2>&1) || t_fail "libvirt-hosts.sh up: $(_t_short "$out")"
 ((T_OPEN)) || exit 1
-chmod 0755 "$T_TMP" # pacemaker's daemons run as hacluster
-corosync-keygen -l -k "$T_TMP/authkey" >/dev/null 2>&1 || t_fail "corosync-keygen"
-cibadmin --empty >"$T_TMP/cib.xml"
+nodes_init ocfmig ocfa ocfb || t_fail "nodes_init: authkeys, seed CIB"
 for kv in dc-deadtime=100ms stonith-enabled=false no-quorum-policy=ignore; do
-  CIB_file=$T_TMP/cib.xml crm_attribute --type crm_config --name "${kv%%=*}" --update "${kv#*=}" >/dev/null \
-    || t_fail "seed CIB: ${kv%%=*}"
+  seed_option "${kv%%=*}" "${kv#*=}" || t_fail "seed CIB: ${kv%%=*}"
 done
 # the guest stays where it is once a node leaves standby (no move back on a tie)
-CIB_file=$T_TMP/cib.xml cibadmin --create -o configuration --xml-text \
-  '<rsc_defaults><meta_attributes id="rsc-options"><nvpair id="rsc-options-resource-stickiness" name="resource-stickiness" value="100"/></meta_attributes></rsc_defaults>' \
-  || t_fail "seed CIB: resource-stickiness"
+seed_rsc_defaults resource-stickiness 100 || t_fail "seed CIB: resource-stickiness"
 for h in ocfa ocfb; do node_files "$h" || t_fail "node files of $h"; done
 "$T_REPO/scripts/make-domain.sh" "$VM" "$XML" --console "$CONSOLE" || t_fail "make-domain.sh"
 ((T_OPEN)) || exit 1
-for h in ocfa ocfb; do
-  "$HOSTS" exec "$h" setsid -f corosync -f -c /etc/corosync/corosync.conf </dev/null >/dev/null 2>&1
-done
+for h in ocfa ocfb; do node_start "$h" || t_fail "start corosync and pacemaker in $h"; done
 assert_wait 20 "corosync quorate on both" -- quorate_both
-for h in ocfa ocfb; do
-  "$HOSTS" exec "$h" env -i PATH=$CLEAN_PATH LANG=C.UTF-8 PCMK_logfile=/var/log/pacemaker/pacemaker.log \
-    PCMK_logfacility=none setsid -f pacemakerd </dev/null >/dev/null 2>&1
-done
 assert_wait 40 "crm_mon shows ocfa and ocfb online with quorum" -- online_both
 assert_wait 20 "the DC is idle" -- idle
 assert_eq absent "$(dom_state ocfa)" "$VM in ocfa's libvirtd before the resource exists"

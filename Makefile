@@ -22,7 +22,7 @@ FORCE    ?= 0
 # cargo's build of `cargo build --release` valid).
 LIBDIR_ENV := $(if $(filter-out /usr/lib/ocf-rs,$(LIBDIR)),OCF_RS_LIBDIR=$(LIBDIR))
 
-.PHONY: all build deb install uninstall test test-unit test-conformance test-libvirt test-cluster test-migration test-package test-mutants lint fmt metadata demo bench clean
+.PHONY: all build deb install uninstall test test-unit test-conformance test-libvirt test-cluster test-migration test-scale test-package test-mutants lint fmt metadata demo bench clean
 
 all: build
 
@@ -76,6 +76,12 @@ test-cluster: install
 test-migration: install
 	tests/run.sh migration
 
+# A three-node cluster (each node its own namespaces, corosync, pacemaker and libvirtd): the
+# walk-through on several nodes, a guest node that live-migrates, a node drained of a dozen VMs
+# and a node lost, with ocf:rust and then ocf:heartbeat VirtualDomain (tests/scale/cluster.sh).
+test-scale: install
+	tests/run.sh scale
+
 # Mutation check of the libvirt layer: it must fail against a VirtualDomain whose stop,
 # monitor or start does nothing (tests/mutants.sh; about 4 layer runs, not part of `make test`).
 test-mutants: install
@@ -83,7 +89,7 @@ test-mutants: install
 
 # Everything, in the order CI runs it.
 test: lint test-unit install
-	tests/run.sh conformance libvirt cluster migration package
+	tests/run.sh conformance libvirt cluster migration scale package
 
 # The Debian packages installed, used and removed on this machine (make deb; last, as it
 # uninstalls and reinstalls the agents).

@@ -5,15 +5,18 @@
 #   tests/run.sh cluster               the agents under a real one-node cluster
 #   tests/run.sh conformance cluster   both, in that order
 #   tests/run.sh migration             live migration between two libvirt hosts in namespaces
+#   tests/run.sh scale                 a three-node cluster in namespaces: a dozen VMs, a guest
+#                                      node, drain and node loss, with both agent sets
 #
 # Every tests/<layer>/*.sh runs in its own bash process under `timeout`
-# (TEST_FILE_TIMEOUT seconds, default 600) and prints TAP-like lines
+# (TEST_FILE_TIMEOUT seconds, default 600; the scale layer's files TEST_SCALE_TIMEOUT, default
+# 900) and prints TAP-like lines
 # ("ok - NAME", "not ok - NAME: REASON"). The `cluster` layer gets one fresh
 # cluster (scripts/cluster.sh start) before its first file; it is stopped after
 # the layer, also on failure or interrupt, and the tail of the pacemaker log is
 # printed when a cluster test failed. A cluster that was already running
-# before this script is used as is and left running. The `migration` layer
-# needs only the guest: its files start their own libvirt hosts in network
+# before this script is used as is and left running. The `migration` and `scale` layers
+# need only the guests: their files start their own libvirt hosts in network
 # namespaces (scripts/libvirt-hosts.sh), which are taken down after the layer
 # and at exit, also when a file was killed before it could clean up.
 #
@@ -25,6 +28,7 @@ set -u -o pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TESTS=${TESTS_DIR:-$REPO/tests} # TESTS_DIR: another tree of <layer>/*.sh (to test this runner)
 FILE_TIMEOUT=${TEST_FILE_TIMEOUT:-600}
+SCALE_TIMEOUT=${TEST_SCALE_TIMEOUT:-900}
 PCMK_LOG=${CLUSTER_LOG_DIR:-/var/log/ocf-rs-cluster}/pacemaker.log
 CLUSTER=$REPO/scripts/cluster.sh
 
@@ -122,16 +126,17 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 run_file() { # LAYER FILE
-  local layer=$1 file=$2 rel=$1/${2##*/} before after rc t0
+  local layer=$1 file=$2 rel=$1/${2##*/} before after rc t0 limit=$FILE_TIMEOUT
+  [[ $layer == scale ]] && limit=$SCALE_TIMEOUT
   before=$(wc -l <"$RESULTS")
   t0=$EPOCHREALTIME
   note "$rel"
   T_RESULTS=$RESULTS T_FILE=$rel T_REPO=$REPO \
-    timeout --kill-after=10 "$FILE_TIMEOUT" bash "$file"
+    timeout --kill-after=10 "$limit" bash "$file"
   rc=$?
   after=$(wc -l <"$RESULTS")
   if ((rc == 124 || rc == 137)); then
-    record_fail "$rel" "$rel" "timed out after ${FILE_TIMEOUT}s"
+    record_fail "$rel" "$rel" "timed out after ${limit}s"
   elif ((after == before)); then
     record_fail "$rel" "$rel" "ran no test case (exit code $rc)"
   elif ((rc != 0)) && ! tail -n +"$((before + 1))" "$RESULTS" | grep -q $'^fail\t'; then
@@ -154,7 +159,7 @@ for layer in "$@"; do
       continue
     fi
   fi
-  if [[ $layer == migration ]]; then
+  if [[ $layer == migration || $layer == scale ]]; then
     if ! "$REPO/scripts/build-guest.sh" 2>&1 | sed 's/^/# /'; then
       record_fail "$layer" "build the guest for layer $layer" "scripts/build-guest.sh failed"
       continue
@@ -176,7 +181,7 @@ for layer in "$@"; do
     (($(count fail) > fails_before)) && dump_pacemaker_log
     cluster_stop
   fi
-  [[ $layer == migration ]] && hosts_down
+  [[ $layer == migration || $layer == scale ]] && hosts_down
   passed=$(count_layer pass "$layer")
   skipped=$(count_layer skip "$layer")
   if (($(count_layer fail "$layer") == 0 && passed == 0)); then

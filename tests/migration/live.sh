@@ -273,6 +273,20 @@ assert_match '"execute":"migrate-incoming","arguments":\{"uri":"tcp:[^"]*:49201"
   "ocfa's qemu listened on 49201"
 t_end
 
+t_begin "migration_network_suffix=-mig without migrateport: ocfa -> ocfb -> ocfa via HOST-mig, the port chosen by the target's libvirt"
+for hop in "ocfa ocfb" "ocfb ocfa"; do
+  read -r src dst <<<"$hop"
+  n=$(log_lines "$src")
+  m=$(log_lines "$dst")
+  migrate "$src" "$dst" OCF_RESKEY_migration_transport=tcp OCF_RESKEY_migration_network_suffix=-mig
+  assert_match "migrate_uri=tcp://$dst-mig([] ]|\$)" "$MIG_OUT" "migrate_to's log: the data URI names no port"
+  data_uri=$(log_since "$src" "$n" | grep -m1 -o 'uri=tcp:[^ ,]*' || true)
+  assert_match "^uri=tcp://$dst-mig:[0-9]+$" "$data_uri" "$src's libvirtd got the port from $dst's libvirt"
+  assert_match '"execute":"migrate-incoming","arguments":\{"uri":"tcp:[^"]*:(49(1(5[2-9]|[6-9][0-9])|20[0-9]|21[0-5]))"' \
+    "$(log_since "$dst" "$m")" "$dst's qemu listened on a port of its libvirt's migration range (49152-49215)"
+done
+t_end
+
 # speed_seen: one poll of ocfa during the job; SEEN_ALL is set once a single poll saw the job
 # running with speed 5 MiB/s and downtime 100 ms (what was seen last is kept for the reason)
 SEEN_JOB="" SEEN_SPEED="" SEEN_DOWN="" SEEN_ALL=0

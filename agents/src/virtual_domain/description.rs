@@ -201,7 +201,9 @@ autoset_utilization_hv_memory is false.",
             reloadable: true,
             shortdesc: "Port for migrateuri",
             longdesc: "Port of the migration URI derived from migration_network_suffix (qemu \
-only). When unset, a port is chosen at random in 49152-49215 for each migration.",
+only). When unset, the target's libvirt picks a free port of its migration port range \
+(qemu.conf migration_port_min..migration_port_max, 49152-49215 by default), so that concurrent \
+migrations to one host never collide (the shell agent draws one at random).",
             ..ParameterSpec::new("migrateport", ParamType::Integer)
         },
         reloadable(string(

@@ -47,21 +47,14 @@ pub fn remote_uri(p: &Params, local_uri: &str, target: &str) -> String {
 
 /// The URI of the migration data stream, if one is chosen here: `migrateuri` (with %n),
 /// else --migrateuri in migrate_options, else with migration_network_suffix for qemu
-/// `tcp:HOST:PORT` (PORT: migrateport, or random in 49152-49215) and for xen `HOST`.
+/// `tcp:HOST:PORT` with migrateport, else `tcp://HOST`, and for xen `HOST`.
+///
+/// Without migrateport the URI names no port: the target's libvirt then takes a free one
+/// from its migration port range (its port allocator knows the ports its other incoming
+/// migrations hold), so that several guests can migrate to one host at once, as a drain
+/// does. A port drawn here at random from the same 64 ports would collide: with six
+/// concurrent migrations to one target, one time in five.
 pub fn migrate_uri(p: &Params, local_uri: &str, target: &str) -> Option<String> {
-    migrate_uri_with(p, local_uri, target, || {
-        (49152 + u32::from(random_u8() % 64)).to_string()
-    })
-}
-
-/// [`migrate_uri`] with the port used when migrateport is unset coming from `any_port`
-/// (validate-all shows the range instead of drawing one).
-fn migrate_uri_with(
-    p: &Params,
-    local_uri: &str,
-    target: &str,
-    any_port: impl FnOnce() -> String,
-) -> Option<String> {
     let opts: &MigrateOptions = &p.migrate_options;
     if let Some(u) = p.migrateuri.as_deref().or(opts.migrateuri.as_deref()) {
         return Some(u.replace("%n", target));
@@ -69,11 +62,10 @@ fn migrate_uri_with(
     let suffix = p.migration_network_suffix.as_deref()?;
     let host = with_suffix(target, Some(suffix));
     if local_uri.starts_with("qemu") {
-        let port = p
-            .migrateport
-            .map(|n| n.to_string())
-            .unwrap_or_else(any_port);
-        Some(format!("tcp:{host}:{port}"))
+        Some(match p.migrateport {
+            Some(port) => format!("tcp:{host}:{port}"),
+            None => format!("tcp://{host}"),
+        })
     } else if local_uri.starts_with("xen") {
         Some(host)
     } else {
@@ -89,17 +81,8 @@ pub fn planned_uris(p: &Params, target: Option<&str>, local_uri: &str) -> (Strin
     let target = target.unwrap_or("%n");
     (
         remote_uri(p, local_uri, target),
-        migrate_uri_with(p, local_uri, target, || {
-            "<random port in 49152-49215>".into()
-        }),
+        migrate_uri(p, local_uri, target),
     )
-}
-
-fn random_u8() -> u8 {
-    let mut b = [0u8; 1];
-    let _ = std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b));
-    b[0]
 }
 
 #[cfg(test)]
@@ -130,14 +113,19 @@ mod tests {
                 Some("tcp:node2-mig.example.com:49201".to_string())
             )
         );
-        // without a target (validate-all outside a migration): %n, and the port range
+        // without a target (validate-all outside a migration): %n; without migrateport no
+        // port, every time: the target's libvirt picks a free one (concurrent migrations to
+        // one host must not draw the same)
         let c = ctx(&[("OCF_RESKEY_migration_network_suffix", "-mig")]);
         let (remote, data) = planned_uris(&c, None, "qemu+ssh://a:2222/system");
         assert_eq!(remote, "qemu+ssh://%n-mig:2222/system");
-        assert_eq!(data.unwrap(), "tcp:%n-mig:<random port in 49152-49215>");
-        let port = migrate_uri(&c, "qemu:///system", "b").unwrap();
-        let port: u32 = port.strip_prefix("tcp:b-mig:").unwrap().parse().unwrap();
-        assert!((49152..49216).contains(&port));
+        assert_eq!(data.unwrap(), "tcp://%n-mig");
+        for _ in 0..100 {
+            assert_eq!(
+                migrate_uri(&c, "qemu:///system", "b").as_deref(),
+                Some("tcp://b-mig")
+            );
+        }
         // remoteuri and migrateuri win, with %n
         let c = ctx(&[
             ("OCF_RESKEY_remoteuri", "qemu+ssh://%n/system"),

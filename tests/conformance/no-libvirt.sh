@@ -115,6 +115,16 @@ assert_match '^ocf-exit-reason:libvirt is not installed on this node: .*no domai
 assert_rc 0 "stop with a bad value and no config file" -- without_libvirt "${ra_env[@]}" OCF_RESKEY_config=/nonexistent/x.xml OCF_RESKEY_force_stop=maybe "$AGENT" stop
 t_end
 
+t_begin "without libvirt, a hypervisor URI naming another host: stop, probe and monitor answer 1 (never 0 or 7), start 5"
+remote=(OCF_RESKEY_hypervisor=qemu+ssh://root@elsewhere/system)
+assert_rc 1 "stop" -- without_libvirt "${ra_env[@]}" "${remote[@]}" "$AGENT" stop
+assert_match '^ocf-exit-reason:whether the domain runs on root@elsewhere cannot be known here: libvirt is not installed' \
+  "$(reason "$T_OUT")" "stop says why"
+assert_rc 1 "probe" -- without_libvirt "${ra_env[@]}" "${remote[@]}" OCF_RESKEY_CRM_meta_interval=0 "$AGENT" monitor
+assert_rc 1 "recurring monitor" -- without_libvirt "${ra_env[@]}" "${remote[@]}" OCF_RESKEY_CRM_meta_interval=10000 "$AGENT" monitor
+assert_rc 5 "start" -- without_libvirt "${ra_env[@]}" "${remote[@]}" "$AGENT" start
+t_end
+
 t_begin "libvirt there but the plugin hidden: stop and probe answer 1 naming the plugin, start 5, validate-all level 0 still 0"
 assert_rc 1 "stop without the plugin" -- without_plugin "${ra_env[@]}" "$AGENT" stop
 assert_match "^ocf-exit-reason:the agent's plugin $PLUGIN is not installed" "$(reason "$T_OUT")" "stop's exit reason"

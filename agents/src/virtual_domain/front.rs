@@ -6,7 +6,9 @@
 //! On a node without libvirt's client library (a quorum or storage node), what Pacemaker
 //! must hear is "not installed here", never a generic error that ends in fencing:
 //! start, validate-all (level 10), migrate_to, migrate_from, probes and monitors answer 5
-//! naming libvirt, and stop answers 0 (without libvirt no domain runs here). With libvirt
+//! naming libvirt, and stop answers 0 (without libvirt no domain runs here). A hypervisor
+//! URI that names a host (`qemu+ssh://host/system`) is the exception: that guest runs
+//! elsewhere, where this node cannot look, so stop, probes and monitors answer 1. With libvirt
 //! there but the plugin missing or broken (a broken installation), the agent cannot tell
 //! whether the domain runs: start, validate-all and the migrations answer 5, but stop,
 //! probes and monitors answer 1, naming the plugin's path.
@@ -77,6 +79,14 @@ fn answer(mode: &Mode, ctx: &Context) -> Answer {
             "internal error: {} needs libvirt",
             a.name()
         ))),
+        (Mode::NoLibvirt(why), Action::Stop | Action::Monitor | Action::Status)
+            if remote_host(ctx).is_some() =>
+        {
+            let host = remote_host(ctx).unwrap_or_default();
+            Err(Error::Failed(format!(
+                "whether the domain runs on {host} cannot be known here: {why}"
+            )))
+        }
         (Mode::NoLibvirt(why), Action::Stop) => {
             ctx.note_reason(format!("{why}; no domain runs on this node: stopped"));
             Ok(ExitCode::Success)
@@ -90,6 +100,17 @@ fn answer(mode: &Mode, ctx: &Context) -> Answer {
             "{why}; whether the domain runs here cannot be known"
         ))),
     }
+}
+
+/// The host that the hypervisor URI (the parameter, else `LIBVIRT_DEFAULT_URI`) names, as
+/// in `qemu+ssh://host/system`; `None` for a local URI (`qemu:///system`) or none at all.
+fn remote_host(ctx: &Context) -> Option<String> {
+    let uri = super::params::Params::parse(&ctx.params)
+        .hypervisor
+        .or_else(|| ctx.env.var("LIBVIRT_DEFAULT_URI").map(str::to_string))?;
+    let (_, rest) = uri.trim().split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    (!authority.is_empty()).then(|| authority.to_string())
 }
 
 /// Where the plugin is looked for, in order: next to the binary or in its `deps/` (a
@@ -223,6 +244,35 @@ mod tests {
                 "ocf-exit-reason:libvirt is not installed on this node (test)",
                 "{action}"
             );
+        }
+    }
+
+    #[test]
+    fn without_libvirt_a_guest_on_another_host_is_never_reported_stopped() {
+        for uri in ["qemu+ssh://root@h2/system", "qemu+tcp://h2:16509/system"] {
+            let env = [CONFIG, ("OCF_RESKEY_hypervisor", uri)];
+            for action in ["stop", "monitor", "status"] {
+                let (code, _, err) = run(no_libvirt(), &["VirtualDomain", action], &env);
+                assert_eq!(code, 1, "{action} {uri}: {err}");
+                assert!(err.contains("cannot be known here"), "{err}");
+                assert!(err.contains("h2"), "{err}");
+            }
+            let (code, _, _) = run(no_libvirt(), &["VirtualDomain", "start"], &env);
+            assert_eq!(code, 5, "start {uri}");
+        }
+        // libvirt's default URI, when it names a host, counts too
+        let env = [CONFIG, ("LIBVIRT_DEFAULT_URI", "qemu+ssh://h3/system")];
+        let (code, _, err) = run(no_libvirt(), &["VirtualDomain", "stop"], &env);
+        assert_eq!(code, 1, "{err}");
+        // local URIs: nothing runs here without libvirt
+        for uri in [
+            "qemu:///system",
+            "qemu+unix:///system?socket=/run/x",
+            "xen:///",
+        ] {
+            let env = [CONFIG, ("OCF_RESKEY_hypervisor", uri)];
+            let (code, _, err) = run(no_libvirt(), &["VirtualDomain", "stop"], &env);
+            assert_eq!(code, 0, "stop {uri}: {err}");
         }
     }
 

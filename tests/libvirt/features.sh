@@ -30,7 +30,14 @@ cat >"$T_TMP/pass.sh" <<EOS
 echo \$\$ >>"$T_TMP/pass.runs"
 grep -q '^GUEST-HEARTBEAT' "$(vm_console "$S")"
 EOS
-chmod 755 "$T_TMP/fail.sh" "$T_TMP/hang.sh" "$T_TMP/pass.sh"
+cat >"$T_TMP/late.sh" <<EOS
+#!/bin/sh
+echo x >>"$T_TMP/late.runs"
+if [ "\$(wc -l <"$T_TMP/late.runs")" -ge 4 ]; then exit 0; fi
+echo "guest not ready"
+exit 1
+EOS
+chmod 755 "$T_TMP/fail.sh" "$T_TMP/hang.sh" "$T_TMP/pass.sh" "$T_TMP/late.sh"
 
 # heartbeats_continuous NAME: the heartbeat numbers in the console are 1, 2, ..., N (no
 # restart from 1, no gap larger than 2 from a save/restore pause).
@@ -129,6 +136,18 @@ assert_lt "$RA_SECS" 6 "start time"
 assert_match '^start timed out: monitor_scripts: .*fail\.sh exited 1: guest says no$' "$RA_REASON" "exit reason"
 assert_lt "${#RA_REASON}" 129 "length of the exit reason (Pacemaker keeps 128 characters)"
 assert_eq running "$(domain_state "$S")" "virsh domstate (the domain was started, the script failed)"
+t_end
+
+t_begin "monitor_scripts: start waits for a script that passes at its 4th run: 0, 'not ready yet' logged once, no warning per attempt"
+assert_ra 0 "stop before the start" "$S" stop force_stop=true
+rm -f -- "$T_TMP/late.runs" "$T_TMP/late.log"
+assert_ra 0 "start" "$S" start "monitor_scripts=$T_TMP/late.sh" "HA_LOGFILE=$T_TMP/late.log"
+assert_eq 4 "$(runs_of "$T_TMP/late.runs")" "runs of late.sh"
+log=$(cat "$T_TMP/late.log")
+assert_eq 1 "$(grep -c 'INFO: start: not ready yet: monitor_scripts: .*late\.sh exited 1: guest not ready' <<<"$log" || true)" \
+  "'not ready yet' records of late.sh in the log: $(_t_short "$log")"
+assert_no_match 'WARNING|ERROR' "$log" "warnings in the log of a start that waited for its guest"
+assert_no_match 'WARNING|ERROR' "$RA_ERR" "warnings on stderr"
 t_end
 ra "$S" stop force_stop=true
 

@@ -41,13 +41,20 @@ pub fn state_check<V: Hypervisor>(
 }
 
 /// The whole monitor against an open connection: state, monitor_scripts, utilization,
-/// identity cache. Shared by monitor, start and migrate_from.
-pub fn full_check<V: Hypervisor>(res: &Resource, hv: &V, id: &Identity, until: Instant) -> Answer {
+/// identity cache. Shared by monitor, start and migrate_from (`failure`: how a failing
+/// monitor script is logged).
+pub fn full_check<V: Hypervisor>(
+    res: &Resource,
+    hv: &V,
+    id: &Identity,
+    until: Instant,
+    failure: scripts::Failure,
+) -> Answer {
     let guest = match state_check(hv, id, until, res.ctx.is_probe())? {
         Ok(g) => g,
         Err(code) => return Ok(code),
     };
-    scripts::run_all(&res.params.monitor_scripts, &id.name, until)?;
+    scripts::run_all(&res.params.monitor_scripts, &id.name, until, failure)?;
     let published = utilization::update(res, hv, guest, until);
     res.remember(|c| {
         for (k, v) in published {
@@ -59,6 +66,8 @@ pub fn full_check<V: Hypervisor>(res: &Resource, hv: &V, id: &Identity, until: I
 
 /// Repeats the full check until it succeeds or `until` passes (start, migrate_from).
 /// A connection that broke (libvirtd restarted) is opened anew and the wait goes on.
+/// A guest that is not ready yet is normal here: each distinct reason is logged once, as
+/// information, and only the last one is the answer when the deadline passes.
 pub fn wait_until_healthy<H: Host>(
     host: &H,
     res: &Resource,
@@ -68,8 +77,9 @@ pub fn wait_until_healthy<H: Host>(
     action: &'static str,
 ) -> Answer {
     let mut last = String::new();
+    let mut logged = String::new();
     loop {
-        let why = match full_check(res, hv, id, until) {
+        let why = match full_check(res, hv, id, until, scripts::Failure::Expected) {
             Ok(ExitCode::Success) => return Ok(ExitCode::Success),
             Ok(code) => format!("domain {} is not running ({})", id.name, code.name()),
             Err(Error::Libvirt { error, .. }) if error.is_unreachable() => {
@@ -86,6 +96,10 @@ pub fn wait_until_healthy<H: Host>(
         };
         // A check cut short by the deadline says less than the last complete one
         // (a failing monitor script would be reported as merely "did not finish").
+        if why != logged {
+            tracing::info!(domain = %id.name, "{action}: not ready yet: {why}");
+            logged.clone_from(&why);
+        }
         if last.is_empty() || Instant::now() < until {
             last = why;
         }

@@ -14,7 +14,7 @@ use super::error::Error;
 use super::health::full_check;
 use super::hypervisor::{bounded, Host, LibvirtError};
 use super::process::{self, Evidence};
-use super::{Answer, ConfigProblem, Identity, Resource};
+use super::{scripts, Answer, ConfigProblem, Identity, Resource};
 
 /// Time kept at the end of a monitor for the process fallback and the reply: 1.5 s, or a
 /// quarter of a shorter timeout (libvirt is always asked first).
@@ -50,7 +50,7 @@ pub fn monitor<H: Host>(host: &H, ctx: &Context) -> Answer {
         Err(e) if e.is_unreachable() => return from_process(host, &res, &id, e),
         Err(e) => return Err(e.into()),
     };
-    match full_check(&res, &hv, &id, until) {
+    match full_check(&res, &hv, &id, until, scripts::Failure::Warn) {
         Err(Error::Libvirt { doing: None, error }) if error.is_unreachable() => {
             from_process(host, &res, &id, error)
         }

@@ -10,17 +10,32 @@ use ocf_common::child::{self, RunError, REASON_EXCERPT};
 
 use super::error::Error;
 
+/// How a failing script is logged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// A warning: the monitor fails with it.
+    Warn,
+    /// A debug record: start or migrate_from waiting for the guest to become ready,
+    /// which says what it waits for itself (one record per distinct reason).
+    Expected,
+}
+
 /// Runs every script; the first that fails (or does not finish by `until`) fails the
 /// monitor with (the start of) its output in the reason; what was kept of the output
 /// goes to the log.
-pub fn run_all(list: &[String], domain: &str, until: Instant) -> Result<(), Error> {
+pub fn run_all(
+    list: &[String],
+    domain: &str,
+    until: Instant,
+    failure: Failure,
+) -> Result<(), Error> {
     for script in list {
-        run_one(script, domain, until)?;
+        run_one(script, domain, until, failure)?;
     }
     Ok(())
 }
 
-fn run_one(script: &str, domain: &str, until: Instant) -> Result<(), Error> {
+fn run_one(script: &str, domain: &str, until: Instant, failure: Failure) -> Result<(), Error> {
     let done = match child::run(script, &[] as &[&str], until) {
         Ok(done) => done,
         Err(e @ RunError::TimedOut { .. }) => {
@@ -37,12 +52,12 @@ fn run_one(script: &str, domain: &str, until: Instant) -> Result<(), Error> {
         return Ok(());
     }
     let output = done.output();
-    tracing::warn!(
-        domain,
-        bytes = done.stdout.total() + done.stderr.total(),
-        "monitor_scripts: {script} {}: {output}",
-        done.how()
-    );
+    let bytes = done.stdout.total() + done.stderr.total();
+    let text = format!("monitor_scripts: {script} {}: {output}", done.how());
+    match failure {
+        Failure::Warn => tracing::warn!(domain, bytes, "{text}"),
+        Failure::Expected => tracing::debug!(domain, bytes, "{text}"),
+    }
     Err(Error::Tool(format!(
         "monitor_scripts: {script} {}: {}",
         done.how(),
@@ -62,13 +77,13 @@ mod tests {
     #[test]
     fn passing_failing_and_hanging_scripts() {
         let soon = Instant::now() + Duration::from_secs(5);
-        run_all(&list("/bin/true /bin/true"), "d", soon).unwrap();
-        let e = run_all(&list("/bin/true /bin/false"), "d", soon).unwrap_err();
+        run_all(&list("/bin/true /bin/true"), "d", soon, Failure::Warn).unwrap();
+        let e = run_all(&list("/bin/true /bin/false"), "d", soon, Failure::Warn).unwrap_err();
         assert_eq!(
             ocf_common::OcfError::from(e).reason(),
             "monitor_scripts: /bin/false exited 1:"
         );
-        let e = run_all(&list("/nonexistent-script"), "d", soon).unwrap_err();
+        let e = run_all(&list("/nonexistent-script"), "d", soon, Failure::Warn).unwrap_err();
         assert!(
             e.reason()
                 .starts_with("monitor_scripts: /nonexistent-script cannot be run: "),
@@ -85,6 +100,7 @@ mod tests {
             &list(hang.to_str().unwrap()),
             "d",
             Instant::now() + Duration::from_millis(500),
+            Failure::Warn,
         )
         .unwrap_err();
         assert!(t.elapsed() < Duration::from_secs(2));
@@ -99,7 +115,7 @@ mod tests {
         std::fs::write(&out, "#!/bin/sh\necho guest not ready\nexit 3\n").unwrap();
         std::fs::set_permissions(&out, std::os::unix::fs::PermissionsExt::from_mode(0o755))
             .unwrap();
-        let e = run_all(&list(out.to_str().unwrap()), "d", soon).unwrap_err();
+        let e = run_all(&list(out.to_str().unwrap()), "d", soon, Failure::Warn).unwrap_err();
         let reason = ocf_common::exit::plain(&e.reason());
         assert!(reason.ends_with("exited 3: guest not ready"), "{reason}");
     }
@@ -120,6 +136,7 @@ mod tests {
             &list(big.to_str().unwrap()),
             "d",
             Instant::now() + Duration::from_secs(20),
+            Failure::Warn,
         )
         .unwrap_err();
         assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());

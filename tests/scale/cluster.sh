@@ -30,7 +30,9 @@
 # under TCG (it would serialise the migrations the drain must run at once).
 #
 # Environment: SCALE_VMS (number of plain guests, default 12), SCALE_VM_MEMORY (MiB, default 96),
-# SCALE_KEEP_LOGS (a directory: the nodes' pacemaker and corosync logs are copied there at the end).
+# SCALE_KEEP_LOGS (a directory: the nodes' pacemaker and corosync logs are copied there at the end),
+# SCALE_TIMINGS (where a run whose every case passed writes its timings for make bench; default
+# build/scale-timings.tsv).
 # Times are printed, not asserted.
 # shellcheck source=tests/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
@@ -55,6 +57,7 @@ GUEST_DIR=$T_REPO/build/remote-guest
 VMS=()
 for ((i = 1; i <= N; i++)); do VMS+=("$(printf 'sc-vm%02d' "$i")"); done
 declare -A TIMES=()         # "rust drain" etc. -> seconds
+TIMINGS=${SCALE_TIMINGS:-$T_REPO/build/scale-timings.tsv} # what make bench reports
 
 console() { echo "$SHARED/$1.console"; }
 boots() { console_count "$(console "$1")" 0 '^GUEST-BOOT'; }
@@ -425,9 +428,23 @@ t_end
 
 phase heartbeat hb
 
-t_note "timings (s), TCG, $N guests of $MEM MiB on 3 nodes:"
+ACCEL=TCG
+if grep -q "<domain type='kvm'" "$SHARED/${VMS[0]}.xml" 2>/dev/null; then ACCEL=KVM; fi
+t_note "timings (s), $ACCEL, $N guests of $MEM MiB on 3 nodes:"
 t_note "$(printf '%-12s %10s %10s' step rust heartbeat)"
 for s in create drain node-loss; do
   t_note "$(printf '%-12s %10s %10s' "$s" "${TIMES[rust $s]:-n/a}" "${TIMES[heartbeat $s]:-n/a}")"
 done
 t_note "$(printf '%-12s %10s %10s' "migrate_to at once" "${TIMES[rust concurrent]:-n/a}" "${TIMES[heartbeat concurrent]:-n/a}")"
+# A run in which every case passed leaves its timings for make bench (bench/bench.py).
+if ((T_NFAIL == 0)); then
+  {
+    printf '# tests/scale/cluster.sh %s: %s guests of %s MiB, 3 nodes, %s\n' "$(date -u '+%Y-%m-%d %H:%M UTC')" "$N" "$MEM" "$ACCEL"
+    printf 'step\trust\theartbeat\n'
+    for s in create drain node-loss concurrent; do
+      printf '%s\t%s\t%s\n' "$s" "${TIMES[rust $s]:-}" "${TIMES[heartbeat $s]:-}"
+    done
+  } >"$TIMINGS.tmp.$$"
+  mv -f "$TIMINGS.tmp.$$" "$TIMINGS"
+  t_note "timings written to $TIMINGS"
+fi

@@ -8,8 +8,9 @@
 # Outputs OUTDIR/vmlinuz, OUTDIR/initrd.img and OUTDIR/stamp (also OUTDIR/base: the plain
 # guest, built by scripts/build-guest.sh into that private directory, and OUTDIR/debs: the
 # downloaded packages). Cached by content: a rerun is a no-op while this script, the base
-# guest, the cluster's authkey, the installed ocf:rust:Dummy, the host's crm_mon/crm_attribute/
-# crm_node and their libraries, and the hacluster/haclient ids are unchanged.
+# guest, the cluster's authkey, the installed ocf:rust:Dummy, the host's ocf:heartbeat:Dummy and
+# the shell library it sources, the host's crm_mon/crm_attribute/crm_node and their libraries,
+# and the hacluster/haclient ids are unchanged.
 # OCF_RS_GUEST_REBUILD=1 forces a rebuild (of both layers).
 #
 # On top of the base guest (GUEST-BOOT, GUEST-READY, GUEST-HEARTBEAT n, ACPI power button):
@@ -23,6 +24,9 @@
 #     copied from the host (OCF_RS_AUTHKEY overrides the path), /etc/default/pacemaker with
 #     PCMK_dh_max_bits=1024 (2048-bit DH parameters take 4-13 s under TCG)
 #   - ocf:rust:Dummy (the host's /usr/lib/ocf/resource.d/rust/Dummy, from `make install`)
+#   - ocf:heartbeat:Dummy and the files of /usr/lib/ocf/lib/heartbeat it sources (ocf-shellfuncs,
+#     ocf-binaries, ocf-returncodes, ocf-directories, ocf-rarun, ocf-distro), from the host's
+#     resource-agents package, run by the guest's busybox sh: the shell agent set of make bench
 #   - crm_mon, crm_attribute, crm_node from the host, with their libraries
 #   - TEST ONLY: a root shell on TCP 2323 (busybox nc -ll -e /bin/sh). Anyone who can reach the
 #     forwarded port gets root in the guest: forward it to loopback, and only in tests.
@@ -38,6 +42,9 @@ OUTDIR=${1:-$ROOT/build/remote-guest}
 case $OUTDIR in /*) ;; *) OUTDIR=$PWD/$OUTDIR ;; esac
 AUTHKEY=${OCF_RS_AUTHKEY:-/etc/pacemaker/authkey}
 DUMMY=${OCF_RS_DUMMY:-/usr/lib/ocf/resource.d/rust/Dummy}
+HB_DUMMY=${OCF_RS_HB_DUMMY:-/usr/lib/ocf/resource.d/heartbeat/Dummy}
+HB_LIB=/usr/lib/ocf/lib/heartbeat
+HB_FILES=(ocf-shellfuncs ocf-binaries ocf-returncodes ocf-directories ocf-rarun ocf-distro)
 TOOLS=(/usr/sbin/crm_mon /usr/sbin/crm_attribute /usr/sbin/crm_node)
 MODULES=(virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci failover net_failover virtio_net)
 
@@ -50,6 +57,8 @@ for t in apt-get dpkg-deb cpio gzip ldd sha256sum getent; do
 done
 [[ -s $AUTHKEY ]] || die "no $AUTHKEY: start the cluster first (scripts/cluster.sh start creates it)"
 [[ -x $DUMMY ]] || die "no $DUMMY: run 'make install' first"
+[[ -x $HB_DUMMY ]] || die "no $HB_DUMMY (resource-agents)"
+for f in "${HB_FILES[@]}"; do [[ -r $HB_LIB/$f ]] || die "no $HB_LIB/$f (resource-agents)"; done
 for t in "${TOOLS[@]}"; do [[ -x $t ]] || die "no $t (pacemaker-cli-utils)"; done
 HAUSER=$(getent passwd hacluster) || die "no user hacluster on the host (install pacemaker)"
 HAGROUP=$(getent group haclient) || die "no group haclient on the host (install pacemaker)"
@@ -68,7 +77,7 @@ libs_of() { # FILE... -> absolute paths of the libraries ldd lists (interpreter 
   ldd "$@" 2>/dev/null | sed -n 's/.*=> \(\/[^ ]*\) (0x.*/\1/p; s/^[[:space:]]*\(\/[^ ]*\) (0x.*/\1/p' | LC_ALL=C sort -u
 }
 KEY=$( {
-  sha256sum "$SCRIPT" "$OUTDIR/base/stamp" "$AUTHKEY" "$DUMMY" "${TOOLS[@]}"
+  sha256sum "$SCRIPT" "$OUTDIR/base/stamp" "$AUTHKEY" "$DUMMY" "${TOOLS[@]}" "$HB_DUMMY" "${HB_FILES[@]/#/$HB_LIB/}"
   # shellcheck disable=SC2046 # one path per word
   sha256sum $(libs_of "$DUMMY" "${TOOLS[@]}")
   echo "ids=$HA_UID:$HA_GID"
@@ -150,6 +159,9 @@ ln -sf pacemaker-remoted "$R/usr/sbin/pacemaker_remoted"
 for t in "${TOOLS[@]}"; do install_exe "$t" "$t"; done
 mkdir -p "$R/usr/lib/ocf/resource.d/rust" "$R/usr/lib/ocf/lib/heartbeat"
 install_exe "$DUMMY" /usr/lib/ocf/resource.d/rust/Dummy
+mkdir -p "$R/usr/lib/ocf/resource.d/heartbeat"
+install_exe "$HB_DUMMY" /usr/lib/ocf/resource.d/heartbeat/Dummy
+for f in "${HB_FILES[@]}"; do install -m 0644 "$HB_LIB/$f" "$R$HB_LIB/$f"; done
 nlibs=0
 while read -r lib; do
   [[ -n $lib ]] || continue
@@ -163,6 +175,10 @@ for exe in /usr/sbin/pacemaker-remoted "${TOOLS[@]}" /usr/lib/ocf/resource.d/rus
   missing=$(grep 'not found' <<<"$out" || true)
   [[ -z $missing ]] || die "$exe in the guest: $missing"
 done
+# The shell Dummy runs with the guest's busybox: its meta-data must come out whole in the tree.
+out=$(chroot "$R" /bin/sh -c 'env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin OCF_ROOT=/usr/lib/ocf \
+  /usr/lib/ocf/resource.d/heartbeat/Dummy meta-data' 2>&1) || die "ocf:heartbeat:Dummy meta-data in the guest tree: $out"
+grep -q '</resource-agent>' <<<"$out" || die "ocf:heartbeat:Dummy meta-data in the guest tree is cut short: $out"
 mkdir -p "$R/usr/share"
 cp -a /usr/share/pacemaker "$R/usr/share/pacemaker"
 

@@ -262,6 +262,19 @@ assert_eq "$value" "$T_OUT" "the attribute read in the guest"
 assert_rc 0 "crm_attribute --delete on $T_NODE" -- crm_attribute -N "$GUEST" -n "$GUEST_ATTR" -D
 t_end
 
+# ---- the shell agent set's Dummy in the guest (make bench runs its FAKEs as ocf:heartbeat:Dummy) ----
+
+t_begin "ocf:heartbeat:Dummy in the guest (busybox sh): meta-data, then start, monitor, stop, monitor by hand"
+HB="env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin OCF_ROOT=/usr/lib/ocf OCF_RESOURCE_INSTANCE=hb-check /usr/lib/ocf/resource.d/heartbeat/Dummy"
+assert_rc 0 "ocf:heartbeat:Dummy meta-data in the guest" -- guest_sh "$HB meta-data"
+assert_match '<resource-agent name="Dummy"' "$T_OUT" "the shell Dummy's meta-data in the guest"
+assert_match '</resource-agent>' "$T_OUT" "the shell Dummy's meta-data in the guest (whole)"
+assert_rc 0 "ocf:heartbeat:Dummy start in the guest" -- guest_sh "$HB start"
+assert_rc 0 "ocf:heartbeat:Dummy monitor in the guest, started" -- guest_sh "$HB monitor"
+assert_rc 0 "ocf:heartbeat:Dummy stop in the guest" -- guest_sh "$HB stop"
+assert_rc 7 "ocf:heartbeat:Dummy monitor in the guest, stopped" -- guest_sh "$HB monitor"
+t_end
+
 # ---- 7. the troubleshooting connection check ----
 
 # With a bridge, `nc guest1 3121` is refused once remoted is gone. Behind qemu's port forward

@@ -14,7 +14,8 @@ ratios (gnuplot), and prints the table.
 Environment: BENCH_RUNS (fast rows, default 21), BENCH_SLOW_RUNS (start/stop rows,
 default 5), BENCH_SCALE (guest counts for the scale rows, default "1 10 25"),
 BENCH_MIG_RUNS (live migrations per agent between the two libvirt hosts of
-scripts/libvirt-hosts.sh, default 6; 0 skips them), BENCH_OUT (output directory, default bench/).
+scripts/libvirt-hosts.sh, default 6; 0 skips them), BENCH_CL_RUNS (runs per agent set of each cluster-level row, see
+bench/cluster_level.py, default 3; 0 skips them), BENCH_OUT (output directory, default bench/).
 """
 
 import os
@@ -26,6 +27,8 @@ import sys
 import tempfile
 import time
 from datetime import datetime, timezone
+
+import cluster_level
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.environ.get("BENCH_OUT", os.path.join(REPO, "bench"))
@@ -47,12 +50,28 @@ IN_CLUSTER = "one-node cluster, default parameters"
 
 
 WARNINGS = []
+CL_ROWS = []  # the cluster-level rows (bench/cluster_level.py)
 
 
 def warn(msg):
     """A sign that a row does not measure what it names: printed, and listed in RESULTS.md."""
     print(msg, file=sys.stderr)
     WARNINGS.append(msg)
+
+
+cluster_level.warn = warn
+
+
+def cluster_level_rows(what, fn, *args):
+    """The rows of one cluster-level measure into CL_ROWS; a failure is a warning, not the end
+    of the bench."""
+    if cluster_level.RUNS <= 0:
+        return
+    try:
+        CL_ROWS.extend(fn(*args))
+    except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+        detail = getattr(e, "stderr", "") or ""
+        warn(f"warning: the cluster-level rows of {what} failed: {e} {detail.strip()}")
 
 
 def sh(*args, check=True, **kw):
@@ -452,6 +471,8 @@ def cluster_rows(vm, vm_xml):
         util = sh("crm_resource", "-r", vm, "-z", "-g", "cpu", check=False).stdout.strip()
         if not util:
             warn(f"warning: no cpu utilization of {vm} in the CIB: crm_resource never succeeded?")
+        virsh("destroy", vm)
+        cluster_level_rows("the guest node", cluster_level.guest_node_times, WORK, CONSOLE_DIR)
         return rows
     finally:
         virsh("destroy", vm)
@@ -527,6 +548,9 @@ def migration_rows():
             bad = {w: [s.rc for s in r.samples[w] if s.rc != 0] for w in r.samples}
             if any(bad.values()):
                 warn(f"warning: {r.name}: unexpected exit codes {bad}")
+        for h in uri:
+            sh("virsh", "-c", uri[h], "destroy", name, check=False)
+        cluster_level_rows("the two-node cluster", cluster_level.pacemaker_migration_times, WORK, make_domain)
         return [to_row, from_row]
     finally:
         sh(HOSTS, "down", check=False)
@@ -744,9 +768,15 @@ def write_results(rows, latencies, fl):
     if not any(r.setting == IN_CLUSTER for r in rows):
         lines += ["The cluster rows are missing from this run: a cluster the bench did not start was running, "
                   "or scripts/cluster.sh start failed (see the bench's output).", ""]
-    lines += ["Not measured yet (issue #15): the cluster-level times (guest node create to every FAKE "
-              "Started, recovery after `kill -9` of pacemaker-remoted, a Pacemaker-driven live migration, "
-              "drain and node loss).", ""]
+    if CL_ROWS:
+        lines += cluster_level.section(CL_ROWS, lambda x: f"{x:.2f} s")
+        for r in CL_ROWS:
+            s, u = cluster_level.med(r["samples"]["rust"]), cluster_level.med(r["samples"]["shell"])
+            if s > 0 and u > 0:
+                chart.append((f"cluster-level: {r['name'].split(' ->')[0]}", u / s, 0))
+    else:
+        lines += ["The cluster-level times are missing from this run (BENCH_CL_RUNS=0, or their set-up "
+                  "failed: see the warnings).", ""]
     if WARNINGS:
         lines += ["Warnings of this run:", ""] + [f"- {w}" for w in WARNINGS] + [""]
     lines += floor_section(rows, fl)

@@ -770,10 +770,10 @@ def write_results(rows, latencies, fl):
                   "or scripts/cluster.sh start failed (see the bench's output).", ""]
     if CL_ROWS:
         lines += cluster_level.section(CL_ROWS, lambda x: f"{x:.2f} s")
-        for r in CL_ROWS:
+        for r in sorted(CL_ROWS, key=lambda r: r["order"]):
             s, u = cluster_level.med(r["samples"]["rust"]), cluster_level.med(r["samples"]["shell"])
             if s > 0 and u > 0:
-                chart.append((f"cluster-level: {r['name'].split(' ->')[0]}", u / s, 0))
+                chart.append((f"{r['chart']} [cluster-level]", u / s, 0))
     else:
         lines += ["The cluster-level times are missing from this run (BENCH_CL_RUNS=0, or their set-up "
                   "failed: see the warnings).", ""]
@@ -807,6 +807,7 @@ set style fill solid 0.8
 set logscale y
 set ylabel 'ratio (log scale)'
 set xtics rotate by -35 scale 0
+set rmargin 14
 set key top right
 plot '{dat}' using 2:xtic(1) title 'wall time', '' using 3 title 'CPU time'
 """

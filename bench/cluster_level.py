@@ -181,10 +181,12 @@ def guest_node_times(work, console_dir):
     shutil.copy(os.path.join(REPO, "scripts/guest-ready.sh"), ready)
     os.chmod(ready, 0o755)
     note = f"one-node cluster, guest node under {accel(vm_xml)}"
-    create = {"name": "guest node create -> guest online, FAKE1..5 Started in it", "note": note,
+    create = {"name": "guest node create -> guest online, FAKE1..5 Started in it", "note": note, "order": 1,
+              "chart": "guest node create",
               "samples": {"rust": [], "shell": []}}
     recover = {"name": "kill -9 of pacemaker-remoted -> guest rebooted, online, FAKE1..5 Started again",
-               "note": note, "samples": {"rust": [], "shell": []}}
+               "note": note, "order": 2, "chart": "kill -9 of remoted",
+               "samples": {"rust": [], "shell": []}}
     _gn_teardown(vm_xml)
     config = {who: _gn_config(work, who, vm_xml, ready) for who in SETS}
     for i in range(RUNS):
@@ -264,7 +266,7 @@ def pacemaker_migration_times(work, make_domain):
     scripts/libvirt-hosts.sh must be up; the cluster is started here and stopped at the end."""
     tmp = tempfile.mkdtemp(prefix="cl-nodes.", dir=work)
     row = {"name": "crm_resource --move -> Started on the other node (live migration)",
-           "note": "", "samples": {"rust": [], "shell": []}}
+           "note": "", "order": 3, "chart": "Pacemaker migration", "samples": {"rust": [], "shell": []}}
     _nodes(tmp, "nodes_init ocfbench ocfa ocfb; seed_option dc-deadtime 100ms; "
                 "seed_option stonith-enabled false; seed_option no-quorum-policy ignore; "
                 "seed_rsc_defaults resource-stickiness 100; node_files ocfa; node_files ocfb; "
@@ -332,7 +334,7 @@ def section(rows, fmt):
            "monitor_scripts=scripts/guest-ready.sh); FAKE1..5 prefer guest1, so both Dummy agents run inside "
            "the guest. Most of these times are the guest's boot and Pacemaker's own work, not the agents'.", "",
            "| row | rust median | shell median | runs | ratio | note |", "|---|---|---|---|---|---|"]
-    for r in rows:
+    for r in sorted(rows, key=lambda r: r["order"]):
         s, u = r["samples"]["rust"], r["samples"]["shell"]
         ratio = f"{med(u) / med(s):.2f}x" if s and u else "-"
         out.append(f"| {r['name']} | {fmt(med(s))} | {fmt(med(u))} | {len(s)} rust, {len(u)} shell | {ratio} | "

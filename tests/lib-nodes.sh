@@ -4,6 +4,8 @@
 # pacemaker: the multi-node clusters of the migration and scale layers. Sourced after
 # tests/lib.sh and tests/lib-guest.sh.
 #
+#   pcmk_authkey                 the machine's /etc/pacemaker/authkey, created as scripts/cluster.sh
+#                                does when absent (before scripts/build-remote-guest.sh copies it)
 #   nodes_init CLUSTER NODE...   the nodes and the cluster name; writes the corosync authkey
 #                                and an empty seed CIB into $T_TMP (seed_option adds to it)
 #   seed_option NAME VALUE       a cluster option in the seed CIB
@@ -45,17 +47,20 @@ _nodes_stop_in() { # HOST COMM TIMEOUT: SIGTERM the process, wait (bounded)
   wait_until "$3" eval "! kill -0 $p 2>/dev/null || grep -q '^State:.*Z' /proc/$p/status 2>/dev/null"
 }
 
+pcmk_authkey() {
+  [[ -s $NODES_PCMK_KEY ]] && return 0
+  install -d -m 0750 -g haclient "$(dirname "$NODES_PCMK_KEY")" || return 1
+  (umask 027; dd if=/dev/urandom of="$NODES_PCMK_KEY" bs=4096 count=1 status=none) || return 1
+  chgrp haclient "$NODES_PCMK_KEY"
+}
+
 nodes_init() { # CLUSTER NODE...
   NODES_CLUSTER=$1
   shift
   NODES=("$@")
   chmod 0755 "$T_TMP" || return 1 # pacemaker's daemons run as hacluster
   corosync-keygen -l -k "$T_TMP/authkey" >/dev/null 2>&1 || return 1
-  if [[ ! -s $NODES_PCMK_KEY ]]; then
-    install -d -m 0750 -g haclient /etc/pacemaker || return 1
-    (umask 027; dd if=/dev/urandom of="$NODES_PCMK_KEY" bs=4096 count=1 status=none) || return 1
-    chgrp haclient "$NODES_PCMK_KEY" || return 1
-  fi
+  pcmk_authkey || return 1
   cibadmin --empty >"$T_TMP/cib.xml"
 }
 

@@ -174,6 +174,7 @@ t_begin "three-node cluster ocfa+ocfb+ocfc with three quorum votes comes up"
 t_on_exit cleanup
 "$NODES_SH" down >/dev/null 2>&1 || t_fail "libvirt-hosts.sh down (leftovers of an interrupted run) failed"
 out=$("$T_REPO/scripts/build-guest.sh" 2>&1) || t_fail "build-guest.sh: $(_t_short "$out")"
+pcmk_authkey || t_fail "the machine's $NODES_PCMK_KEY (the guest-node image carries it)"
 out=$("$T_REPO/scripts/build-remote-guest.sh" "$GUEST_DIR" 2>&1) || t_fail "build-remote-guest.sh: $(_t_short "$out")"
 out=$("$NODES_SH" up 2>&1) || t_fail "libvirt-hosts.sh up: $(_t_short "$out")"
 ((T_OPEN)) || exit 1

@@ -196,6 +196,17 @@ def expected_rc(row):
 
 # ---------------------------------------------------------------- guests
 
+def destroy_after_start(vm, what):
+    """The teardown of a start row: warns when the measured start left `vm` not running, then
+    destroys it for the next run."""
+    def teardown(who, s):
+        state = virsh("domstate", vm).stdout.strip()
+        if s is not None and state != "running":
+            warn(f"warning: {what} by {who} left {vm} {state}")
+        virsh("destroy", vm)
+    return teardown
+
+
 def make_domain(name, *flags):
     path = os.path.join(WORK, f"{name}.xml")
     sh(os.path.join(REPO, "scripts/make-domain.sh"), name, path, *flags)
@@ -300,10 +311,7 @@ def main():
     def stopped_setup():
         virsh("destroy", vm)
 
-    def destroy_after(who, s):
-        if s is not None and virsh("domstate", vm).stdout.strip() != "running":
-            warn(f"warning: start by {who} left {vm} {virsh('domstate', vm).stdout.strip()}")
-        virsh("destroy", vm)
+    destroy_after = destroy_after_start(vm, "start")
 
     start = Row("VirtualDomain", "start (to running)", "start", {**vd, "OCF_RESKEY_CRM_meta_timeout": "90000"},
                 SLOW_RUNS, setup=stopped_setup, teardown=destroy_after)
@@ -437,10 +445,7 @@ def cluster_rows(vm, vm_xml):
         def destroy():
             virsh("destroy", vm)
 
-        def destroy_after(who, s):
-            if s is not None and virsh("domstate", vm).stdout.strip() != "running":
-                warn(f"warning: cluster start by {who} left {vm} {virsh('domstate', vm).stdout.strip()}")
-            virsh("destroy", vm)
+        destroy_after = destroy_after_start(vm, "cluster start")
 
         def after_stop(who, s):
             if not gone(vm):

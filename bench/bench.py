@@ -12,10 +12,12 @@ starts and stops itself (see cluster_rows). Writes bench/RESULTS.md and a chart 
 ratios (gnuplot), and prints the table.
 
 Environment: BENCH_RUNS (fast rows, default 21), BENCH_SLOW_RUNS (start/stop rows,
-default 5), BENCH_SCALE (guest counts for the scale rows, default "1 10 25"),
+default 3), BENCH_SCALE (guest counts for the scale rows, default "1 10 25"),
 BENCH_MIG_RUNS (live migrations per agent between the two libvirt hosts of
 scripts/libvirt-hosts.sh, default 6; 0 skips them), BENCH_CL_RUNS (runs per agent set of each cluster-level row, see
-bench/cluster_level.py, default 3; 0 skips them), BENCH_OUT (output directory, default bench/).
+bench/cluster_level.py, default 3; 0 skips them), BENCH_CL_VMS and BENCH_CL_VM_MEMORY (guests of the
+drain and node-loss rows and their MiB, default 6 and 96; 0 guests skips those rows), BENCH_OUT
+(output directory, default bench/).
 """
 
 import os
@@ -33,7 +35,8 @@ import cluster_level
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.environ.get("BENCH_OUT", os.path.join(REPO, "bench"))
 RUNS = int(os.environ.get("BENCH_RUNS", "21"))
-SLOW_RUNS = int(os.environ.get("BENCH_SLOW_RUNS", "5"))
+SLOW_RUNS = int(os.environ.get("BENCH_SLOW_RUNS", "3"))
+DEAF_RUNS = max(2, SLOW_RUNS // 2)  # the stop of a guest that ignores ACPI: seconds a run
 SCALE = [int(n) for n in os.environ.get("BENCH_SCALE", "1 10 25").split()]
 OCF = "/usr/lib/ocf/resource.d"
 RUST = {"VirtualDomain": f"{OCF}/rust/VirtualDomain", "Dummy": f"{OCF}/rust/Dummy"}
@@ -50,7 +53,13 @@ IN_CLUSTER = "one-node cluster, default parameters"
 
 
 WARNINGS = []
+T_START = time.time()
 CL_ROWS = []  # the cluster-level rows (bench/cluster_level.py)
+
+
+def progress(what):
+    """A line on stderr for each finished part, with the time since the bench began."""
+    print(f"bench: {time.time() - T_START:6.1f} s: {what}", file=sys.stderr, flush=True)
 
 
 def warn(msg):
@@ -72,6 +81,7 @@ def cluster_level_rows(what, fn, *args):
     except (RuntimeError, OSError, subprocess.SubprocessError) as e:
         detail = getattr(e, "stderr", "") or ""
         warn(f"warning: the cluster-level rows of {what} failed: {e} {detail.strip()}")
+    progress(f"the cluster-level rows of {what}")
 
 
 def sh(*args, check=True, **kw):
@@ -188,6 +198,7 @@ def run_row(row):
     bad = {w: [s.rc for s in row.samples[w] if s.rc not in expected_rc(row)] for w in row.samples}
     if any(bad.values()):
         warn(f"warning: {row.name}: unexpected exit codes {bad}")
+    progress(f"{row.group} {row.name} ({row.setting})")
 
 
 def expected_rc(row):
@@ -353,7 +364,7 @@ def main():
             virsh("destroy", deaf)
 
     stop_deaf = Row("VirtualDomain", "stop (guest ignores ACPI, 12 s timeout)", "stop", vd_deaf,
-                    max(2, SLOW_RUNS // 2), setup=deaf_setup, teardown=deaf_after)
+                    DEAF_RUNS, setup=deaf_setup, teardown=deaf_after)
     run_row(stop_deaf)
     rows.append(stop_deaf)
 
@@ -379,9 +390,14 @@ def main():
         virsh("destroy", name)
     rows.extend(scale_rows)
 
-    if MIG_RUNS > 0:
-        rows.extend(migration_rows())
-
+    # the libvirt hosts of scripts/libvirt-hosts.sh, up for the migration and scale rows
+    sh(HOSTS, "up")
+    try:
+        if MIG_RUNS > 0:
+            rows.extend(migration_rows())
+        scale_cluster_rows()
+    finally:
+        sh(HOSTS, "down", check=False)
     rows.extend(cluster_rows(vm, vm_xml))
 
     dstate = os.path.join(WORK, "dummy.state")
@@ -484,81 +500,84 @@ def cluster_rows(vm, vm_xml):
         sh(CLUSTER, "stop", check=False)
 
 
+def scale_cluster_rows():
+    """The drain and node-loss rows (bench/cluster_level.py scale_times) on the three libvirt
+    hosts of scripts/libvirt-hosts.sh (up)."""
+    if cluster_level.RUNS > 0 and cluster_level.SCALE_N > 0:
+        cluster_level_rows("the three-node cluster", cluster_level.scale_times, WORK, make_domain)
+
+
 def migration_rows():
     """migrate_to on the source and migrate_from on the target, between the two libvirt hosts of
     scripts/libvirt-hosts.sh (each agent in the host's namespaces, as Pacemaker runs it there,
     with migration_transport=tcp). One guest goes back and forth; each agent migrates it in
-    turn (A/B alternated), then stops the source side as Pacemaker would."""
-    sh(HOSTS, "up")
+    turn (A/B alternated), then stops the source side as Pacemaker would. The hosts must be up."""
+    uri = {h: sh(HOSTS, "uri", h).stdout.strip() for h in ("ocfa", "ocfb")}
+    name = "bench-mig"
+    xml = make_domain(name)
+    for h in uri:
+        os.makedirs(os.path.join(WORK, f"rsctmp-{h}"), exist_ok=True)
+        sh("virsh", "-c", uri[h], "destroy", name, check=False)
     try:
-        uri = {h: sh(HOSTS, "uri", h).stdout.strip() for h in ("ocfa", "ocfb")}
-        name = "bench-mig"
-        xml = make_domain(name)
-        for h in uri:
-            os.makedirs(os.path.join(WORK, f"rsctmp-{h}"), exist_ok=True)
-            sh("virsh", "-c", uri[h], "destroy", name, check=False)
-        try:
-            os.remove(console(name))
-        except FileNotFoundError:
-            pass
-        sh("virsh", "-c", uri["ocfa"], "create", xml)
-        wait_ready(name)
-        mig = "two libvirt hosts, " + NO_CLUSTER_VD
-        to_row = Row("VirtualDomain", "migrate_to (live, to the other host)", "migrate_to", {}, MIG_RUNS,
-                     setting=mig)
-        from_row = Row("VirtualDomain", "migrate_from (on the target)", "migrate_from", {}, MIG_RUNS,
-                       setting=mig)
-        where = ["ocfa"]
+        os.remove(console(name))
+    except FileNotFoundError:
+        pass
+    sh("virsh", "-c", uri["ocfa"], "create", xml)
+    wait_ready(name)
+    mig = "two libvirt hosts, " + NO_CLUSTER_VD
+    to_row = Row("VirtualDomain", "migrate_to (live, to the other host)", "migrate_to", {}, MIG_RUNS,
+                 setting=mig)
+    from_row = Row("VirtualDomain", "migrate_from (on the target)", "migrate_from", {}, MIG_RUNS,
+                   setting=mig)
+    where = ["ocfa"]
 
-        def env_for(host, src, dst):
-            return base_env({"OCF_RESOURCE_INSTANCE": name, "OCF_RESKEY_config": xml,
-                             "OCF_RESKEY_hypervisor": URI, "OCF_RESKEY_migration_transport": "tcp",
-                             "OCF_RESKEY_CRM_meta_migrate_source": src,
-                             "OCF_RESKEY_CRM_meta_migrate_target": dst,
-                             "OCF_RESKEY_CRM_meta_timeout": "60000", "OCF_RESKEY_CRM_meta_on_node": host,
-                             "HA_RSCTMP": os.path.join(WORK, f"rsctmp-{host}"),
-                             "OCF_RESKEY_autoset_utilization_cpu": "false",
-                             "OCF_RESKEY_autoset_utilization_hv_memory": "false",
-                             "OCF_RESKEY_autoset_utilization_host_memory": "false"})
+    def env_for(host, src, dst):
+        return base_env({"OCF_RESOURCE_INSTANCE": name, "OCF_RESKEY_config": xml,
+                         "OCF_RESKEY_hypervisor": URI, "OCF_RESKEY_migration_transport": "tcp",
+                         "OCF_RESKEY_CRM_meta_migrate_source": src,
+                         "OCF_RESKEY_CRM_meta_migrate_target": dst,
+                         "OCF_RESKEY_CRM_meta_timeout": "60000", "OCF_RESKEY_CRM_meta_on_node": host,
+                         "HA_RSCTMP": os.path.join(WORK, f"rsctmp-{host}"),
+                         "OCF_RESKEY_autoset_utilization_cpu": "false",
+                         "OCF_RESKEY_autoset_utilization_hv_memory": "false",
+                         "OCF_RESKEY_autoset_utilization_host_memory": "false"})
 
-        def one(who, measure):
-            src = where[0]
-            dst = "ocfb" if src == "ocfa" else "ocfa"
-            agent = (SHELL if who == "shell" else RUST)["VirtualDomain"]
-            for row, host in ((to_row, src), (from_row, dst)):
-                env = env_for(host, src, dst)
-                if measure == "execs":
-                    row.execs[who] = count_execs([agent, row.action], env, in_host(host))
-                elif measure == "rss":
-                    row.rss[who] = peak_rss([agent, row.action], env, in_host(host))
-                else:
-                    row.samples[who].append(run_once(in_host(host) + [agent, row.action], env))
-            run_once(in_host(src) + [agent, "stop"], env_for(src, src, dst))
-            state = sh("virsh", "-c", uri[dst], "domstate", name, check=False).stdout.strip()
-            if state != "running":
-                raise RuntimeError(f"{who}: after migrating {src} -> {dst} the guest is '{state}' there")
-            where[0] = dst
+    def one(who, measure):
+        src = where[0]
+        dst = "ocfb" if src == "ocfa" else "ocfa"
+        agent = (SHELL if who == "shell" else RUST)["VirtualDomain"]
+        for row, host in ((to_row, src), (from_row, dst)):
+            env = env_for(host, src, dst)
+            if measure == "execs":
+                row.execs[who] = count_execs([agent, row.action], env, in_host(host))
+            elif measure == "rss":
+                row.rss[who] = peak_rss([agent, row.action], env, in_host(host))
+            else:
+                row.samples[who].append(run_once(in_host(host) + [agent, row.action], env))
+        run_once(in_host(src) + [agent, "stop"], env_for(src, src, dst))
+        state = sh("virsh", "-c", uri[dst], "domstate", name, check=False).stdout.strip()
+        if state != "running":
+            raise RuntimeError(f"{who}: after migrating {src} -> {dst} the guest is '{state}' there")
+        where[0] = dst
 
-        for i in range(MIG_RUNS):
-            for who in (["shell", "rust"] if i % 2 == 0 else ["rust", "shell"]):
-                one(who, "time")
-        for measure in ("execs", "rss"):
-            for who in ("shell", "rust"):
-                one(who, measure)
-        with open(console(name), errors="replace") as f:
-            boots = f.read().count("GUEST-BOOT")
-        if boots != 1:
-            warn(f"warning: the migrated guest booted {boots} times (a migration fell back to a restart?)")
-        for r in (to_row, from_row):
-            bad = {w: [s.rc for s in r.samples[w] if s.rc != 0] for w in r.samples}
-            if any(bad.values()):
-                warn(f"warning: {r.name}: unexpected exit codes {bad}")
-        for h in uri:
-            sh("virsh", "-c", uri[h], "destroy", name, check=False)
-        cluster_level_rows("the two-node cluster", cluster_level.pacemaker_migration_times, WORK, make_domain)
-        return [to_row, from_row]
-    finally:
-        sh(HOSTS, "down", check=False)
+    for i in range(MIG_RUNS):
+        for who in (["shell", "rust"] if i % 2 == 0 else ["rust", "shell"]):
+            one(who, "time")
+    for measure in ("execs", "rss"):
+        for who in ("shell", "rust"):
+            one(who, measure)
+    with open(console(name), errors="replace") as f:
+        boots = f.read().count("GUEST-BOOT")
+    if boots != 1:
+        warn(f"warning: the migrated guest booted {boots} times (a migration fell back to a restart?)")
+    for r in (to_row, from_row):
+        bad = {w: [s.rc for s in r.samples[w] if s.rc != 0] for w in r.samples}
+        if any(bad.values()):
+            warn(f"warning: {r.name}: unexpected exit codes {bad}")
+    for h in uri:
+        sh("virsh", "-c", uri[h], "destroy", name, check=False)
+    cluster_level_rows("the two-node cluster", cluster_level.pacemaker_migration_times, WORK, make_domain)
+    return [to_row, from_row]
 
 
 def med(xs):
@@ -737,7 +756,8 @@ def write_results(rows, latencies, fl):
     lines = ["# Benchmark: ocf:rust against the shell agents", "",
              f"Generated by `make bench` on {info['date']}: {info['machine']}, kernel {info['kernel']}, "
              f"guests under {info['accel']}; {info['packages']}; ocf-rs {info['ocf-rs']}.", "",
-             f"Medians over {RUNS} runs ({SLOW_RUNS} for start/stop rows, {MIG_RUNS} for migration rows), "
+             f"Medians over {RUNS} runs ({SLOW_RUNS} for start/stop rows, {DEAF_RUNS} for the stop of a guest that "
+             f"ignores ACPI, {MIG_RUNS} for migration rows), "
              "A/B alternated. "
              "CPU = user+sys of the agent and every process it waited for (crm_resource, virsh... included; "
              "not the daemons they talk to); execs = programs run "

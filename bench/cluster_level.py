@@ -15,10 +15,17 @@ images, medians of BENCH_CL_RUNS (default 3) runs per set.
   (allow-migrate=true, migration_transport=tcp): `crm_resource --move -r R -N OTHER` -> R
   Started on OTHER and the DC idle, checked to have been a live migration (migrate_to and
   migrate_from in the logs, the guest never booted again).
+- scale_times: a three-node cluster (ocfa, ocfb, ocfc), BENCH_CL_VMS guests (default 6,
+  BENCH_CL_VM_MEMORY MiB each, default 96) per agent set: created in one CIB update ->
+  all Started; crm_standby of the busiest node -> every guest Started elsewhere by live
+  migration; a power cut of the busiest node (libvirt-hosts.sh kill) -> every guest Started
+  on the survivors, each domain running once. Between runs the guests are deleted and the
+  node booted back into the cluster.
 
 Each function returns rows: dicts with name, samples {"rust": [s...], "shell": [s...]}, note.
 """
 
+import copy
 import os
 import re
 import shutil
@@ -27,6 +34,7 @@ import subprocess
 import tempfile
 import time
 import xml.etree.ElementTree as ET
+from datetime import datetime
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUNS = int(os.environ.get("BENCH_CL_RUNS", "3"))
@@ -56,8 +64,9 @@ def order(i):
 def wait_for(what, cond, timeout, step=0.2):
     end = time.time() + timeout
     while time.time() < end:
-        if cond():
-            return True
+        v = cond()
+        if v:
+            return v
         time.sleep(step)
     raise RuntimeError(f"not within {timeout} s: {what}")
 
@@ -319,6 +328,280 @@ def pacemaker_migration_times(work, make_domain):
     return [row]
 
 
+# ---------------------------------------------------------------- the three-node cluster
+
+SCALE_NODES = ("ocfa", "ocfb", "ocfc")
+SCALE_N = int(os.environ.get("BENCH_CL_VMS", "6"))
+SCALE_MEM = os.environ.get("BENCH_CL_VM_MEMORY", "96")
+SCALE_PREFIX = {"rust": "rs", "shell": "sh"}
+
+
+def _mon_on(host):
+    """crm_mon's XML as HOST sees it: {node: online}, {resource id: (role, node)}, the DC's name."""
+    out = _on(host, "crm_mon", "-1", "--output-as=xml", timeout=20).stdout
+    try:
+        root = ET.fromstring(out)
+    except ET.ParseError:
+        return {}, {}, None
+    nodes = {n.get("name"): n.get("online") == "true" for n in root.iter("node") if n.get("type")}
+    rscs = {}
+    for r in root.iter("resource"):
+        n = r.find("node")
+        rscs[r.get("id")] = (r.get("role"), n.get("name") if n is not None else None)
+    dc = root.find("summary/current_dc")
+    return nodes, rscs, dc.get("name") if dc is not None and dc.get("present") == "true" else None
+
+
+def _idle_on(host):
+    dc = _mon_on(host)[2]
+    if not dc:
+        return False
+    st = _on(host, "crmadmin", "-q", "-S", dc)
+    return "S_IDLE" in st.stdout + st.stderr
+
+
+def _qemu_count(domain):
+    """qemu processes running DOMAIN on this machine, in every host's namespaces."""
+    n = 0
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            with open(f"/proc/{p}/comm") as f:
+                if not f.read().startswith("qemu-system-"):
+                    continue
+            with open(f"/proc/{p}/cmdline", "rb") as f:
+                if f"-name\0guest={domain},".encode() in f.read():
+                    n += 1
+        except OSError:
+            pass
+    return n
+
+
+def _first_at(log, needles):
+    """The time (seconds since the epoch) of the first line of a pacemaker LOG holding any of
+    NEEDLES ("Dec 01 18:10:42.384 ..." in local time, this year), or None."""
+    for line in log.splitlines():
+        if any(n in line for n in needles):
+            try:
+                stamp = datetime.strptime(f"{datetime.now().year} {line[:19]}", "%Y %b %d %H:%M:%S.%f")
+            except ValueError:
+                continue
+            return stamp.timestamp()
+    return None
+
+
+def _max_concurrent(log, op):
+    """The most OP operations the executor's LOG shows running at once."""
+    n = m = 0
+    for line in log.splitlines():
+        if f"Requesting local execution of {op} operation" in line:
+            n += 1
+            m = max(m, n)
+        elif f"Result of {op} operation" in line:
+            n -= 1
+    return m
+
+
+def _scale_config(work, xmls):
+    """The guests' resources of each agent set, {set: [primitive]}: the first as `pcs resource
+    create` writes it (pcs -f on a copy of the live CIB), the others copies of it with their
+    own ids and config (pcs's start-up, about half a second a call, kept out of the bench)."""
+    cib = os.path.join(work, "scale-pcs.xml")
+    _on("ocfa", "pcs", "cluster", "cib", cib, check=True)
+    vm0 = next(iter(xmls))
+    for who, prefix in SCALE_PREFIX.items():
+        _on("ocfa", "pcs", "-f", cib, "resource", "create", f"{prefix}-{vm0}", SETS[who][0], f"hypervisor={URI}",
+            f"config={xmls[vm0]}", "migration_transport=tcp", "meta", "allow-migrate=true",
+            "op", "monitor", "interval=10s", "timeout=30s", check=True)
+    resources = ET.parse(cib).getroot().find("configuration/resources")
+    out = {}
+    for who, prefix in SCALE_PREFIX.items():
+        first = resources.find(f"primitive[@id='{prefix}-{vm0}']")
+        if first is None or first.find(f".//nvpair[@name='config'][@value='{xmls[vm0]}']") is None:
+            raise RuntimeError(f"pcs -f wrote no primitive {prefix}-{vm0} with config={xmls[vm0]}")
+        out[who] = [first]
+        for vm, xml in list(xmls.items())[1:]:
+            p = copy.deepcopy(first)
+            for el in p.iter():
+                for k, v in el.attrib.items():
+                    el.set(k, v.replace(xmls[vm0], xml).replace(f"{prefix}-{vm0}", f"{prefix}-{vm}"))
+            out[who].append(p)
+    return out
+
+
+def _push_resources(work, host, add=(), remove=()):
+    """The live configuration with the primitives ADD added and the ids REMOVE taken out,
+    replaced in one CIB update from HOST (as `pcs cluster cib-push --config` does)."""
+    conf = ET.fromstring(_on(host, "cibadmin", "-Q", "-o", "configuration", check=True).stdout)
+    res = conf.find("resources")
+    for p in list(res):
+        if p.get("id") in remove:
+            res.remove(p)
+    for p in add:
+        res.append(p)
+    path = os.path.join(work, "scale-push.xml")
+    ET.ElementTree(conf).write(path)
+    _on(host, "cibadmin", "--replace", "-o", "configuration", "--xml-file", path, check=True)
+
+
+def scale_times(work, make_domain):
+    """The drain and node-loss rows (see the module's doc). The hosts ocfa, ocfb and ocfc of
+    scripts/libvirt-hosts.sh must be up; the cluster is started here and stopped at the end."""
+    tmp = tempfile.mkdtemp(prefix="cl-scale.", dir=work)
+    vms = [f"bench-sc{i:02d}" for i in range(1, SCALE_N + 1)]
+    cons = {vm: os.path.join(work, f"{vm}.console") for vm in vms}
+    xmls = {vm: make_domain(vm, "--memory", SCALE_MEM, "--console", cons[vm]) for vm in vms}
+    stage = f"{SCALE_N} guests of {SCALE_MEM} MiB, three-node cluster (ocfa, ocfb, ocfc), under {accel(xmls[vms[0]])}"
+    rows = {k: {"name": name, "note": stage, "order": n, "chart": chart, "samples": {"rust": [], "shell": []}}
+            for n, (k, name, chart) in enumerate((
+                ("create", f"{SCALE_N} guests created in one CIB update -> all Started", "scale: create"),
+                ("drain", "crm_standby of the busiest node -> its guests live-migrated, all Started elsewhere",
+                 "scale: drain"),
+                ("loss", "power cut of the busiest node -> its guests Started on the survivors",
+                 "scale: node loss")), start=4)}
+    conc = {"rust": [], "shell": []}
+    noticed = {"rust": [], "shell": []}  # power cut -> the first start of a lost guest requested
+    nodes_sh = "NODES=(ocfa ocfb ocfc); NODES_CLUSTER=ocfbscale; "
+    _nodes(tmp, "nodes_init ocfbscale ocfa ocfb ocfc; seed_option stonith-enabled false; "
+                "seed_option dc-deadtime 2s; seed_option load-threshold 1000%; seed_option node-action-limit 16; "
+                "seed_rsc_defaults resource-stickiness 100; "
+                + "; ".join(f"node_files {h}; node_start {h}" for h in SCALE_NODES))
+    logs = {h: os.path.join(tmp, h, "log/pacemaker.log") for h in SCALE_NODES}
+
+    def all_online(host="ocfa"):
+        nodes = _mon_on(host)[0]
+        return all(nodes.get(h) for h in SCALE_NODES)
+
+    def placed(ids, avoid=None, host="ocfa"):
+        """{id: node} once every id is Started (off AVOID) and the DC is idle, else None."""
+        rscs = _mon_on(host)[1]
+        where = {r: rscs.get(r, (None, None)) for r in ids}
+        if any(role != "Started" or node in (None, avoid) for role, node in where.values()):
+            return None
+        return {r: n for r, (_, n) in where.items()} if _idle_on(host) else None
+
+    def busiest(where):
+        counts = {h: sum(1 for n in where.values() if n == h) for h in SCALE_NODES}
+        return max(sorted(counts), key=lambda h: counts[h])
+
+    def cycle(i, who, last):
+        """One run of agent set WHO: create, drain, node loss, then no guest of the set and,
+        unless LAST, the lost node back in the cluster. A step's time counts only when its
+        checks passed; a failed check is a warning."""
+        ids = [p.get("id") for p in config[who]]
+        dom = {f"{SCALE_PREFIX[who]}-{vm}": vm for vm in vms}
+        tag = f"scale run {i + 1} ({who})"
+        marks = {vm: console_size(cons[vm]) for vm in vms}
+        t0 = time.time()
+        _push_resources(work, "ocfa", add=config[who])
+        where = wait_for(f"{tag}: every guest Started, the DC idle", lambda: placed(ids), 300)
+        t_create = time.time() - t0
+        for vm in vms:
+            wait_for(f"{tag}: GUEST-READY of {vm}", lambda vm=vm: "GUEST-READY" in console_text(cons[vm], marks[vm]), 120)
+        if [n for vm in vms if (n := _qemu_count(vm)) != 1]:
+            raise RuntimeError(f"{tag}: domains not running exactly once after the create")
+        rows["create"]["samples"][who].append(t_create)
+
+        h = busiest(where)
+        moved = [r for r, n in where.items() if n == h]
+        lmark = {x: console_size(logs[x]) for x in SCALE_NODES}
+        drain_marks = {vm: console_size(cons[vm]) for vm in vms}
+        t0 = time.time()
+        _on("ocfa", "crm_standby", "-N", h, "-v", "on", check=True)
+        wait_for(f"{tag}: every guest Started off {h}, the DC idle", lambda: placed(ids, avoid=h), 300)
+        t_drain = time.time() - t0
+        log = "".join(console_text(logs[x], lmark[x]) for x in SCALE_NODES)
+        drain_ok = True
+        for r in moved:
+            if f"Result of migrate_from operation for {r} on " not in log or f"Result of start operation for {r} " in log:
+                warn(f"warning: {tag}: the drain of {h} moved {r} without a live migration")
+                drain_ok = False
+        concurrent = _max_concurrent(console_text(logs[h], lmark[h]), "migrate_to")
+        _on("ocfa", "crm_standby", "-N", h, "-v", "off", check=True)
+        wait_for(f"{tag}: the DC idle after {h} left standby", lambda: _idle_on("ocfa"), 60)
+
+        where = wait_for(f"{tag}: every guest Started", lambda: placed(ids), 60)
+        lost = busiest(where)
+        survivor = next(x for x in SCALE_NODES if x != lost)
+        gone = [r for r, n in where.items() if n == lost]
+        lmark = {x: console_size(logs[x]) for x in SCALE_NODES if x != lost}
+        marks = {vm: console_size(cons[vm]) for vm in vms}
+        t0 = time.time()
+        sh(HOSTS, "kill", lost, timeout=60)
+        wait_for(f"{tag}: every guest Started off {lost} (asked on {survivor}), the DC idle",
+                 lambda: placed(ids, avoid=lost, host=survivor), 300)
+        t_loss = time.time() - t0
+        log = "".join(console_text(logs[x], lmark[x]) for x in lmark)
+        first = _first_at(log, [f"Requesting local execution of start operation for {r} " for r in gone])
+        loss_ok = True
+        twice = [f"{vm}:{n}" for vm in vms if (n := _qemu_count(vm)) != 1]
+        if twice:
+            warn(f"warning: {tag}: domains not running exactly once after the node loss: {' '.join(twice)}")
+            loss_ok = False
+        if "Result of migrate_to operation" in log or "Result of migrate_from operation" in log:
+            warn(f"warning: {tag}: a migration was tried from the dead node {lost}")
+            loss_ok = False
+
+        if not last:  # the lost node boots back while its guests finish booting elsewhere
+            sh(HOSTS, "up", lost, timeout=120)
+            _nodes(tmp, nodes_sh + f"node_files {lost}; node_start {lost}")
+        # a guest's power button does nothing before its init is up: the guests restarted by
+        # the recovery finish their boot before the deletion stops them
+        for r in gone:
+            wait_for(f"{tag}: GUEST-READY of {dom[r]} after its restart",
+                     lambda vm=dom[r]: "GUEST-READY" in console_text(cons[vm], marks[vm]), 120)
+        # boots since the drain, counted now that a restart would have reached its console:
+        # none by the drain, one for each guest of the lost node
+        for vm in vms:
+            want = 1 if f"{SCALE_PREFIX[who]}-{vm}" in gone else 0
+            n = console_text(cons[vm], drain_marks[vm]).count("GUEST-BOOT")
+            if n != want:
+                warn(f"warning: {tag}: {vm} booted {n} times since the drain, not {want}")
+                drain_ok = drain_ok and want == 1
+                loss_ok = loss_ok and want == 0
+        if drain_ok:
+            rows["drain"]["samples"][who].append(t_drain)
+            conc[who].append(concurrent)
+        if loss_ok:
+            rows["loss"]["samples"][who].append(t_loss)
+            if first is not None:
+                noticed[who].append(first - t0)
+        print(f"bench: {tag}: create {t_create:.2f} s, drain of {h} {t_drain:.2f} s ({len(moved)} guests, "
+              f"{concurrent} migrate_to at once{'' if drain_ok else ', not counted'}), node loss of {lost} "
+              f"{t_loss:.2f} s{'' if loss_ok else ' (not counted)'}", flush=True)
+        _push_resources(work, survivor, remove=set(ids))
+        wait_for(f"{tag}: no guest of the set left running", lambda: all(_qemu_count(vm) == 0 for vm in vms), 120)
+        if last:
+            return
+        wait_for(f"{tag}: {lost} online again", lambda: all_online(survivor), 90, 0.5)
+        wait_for(f"{tag}: the DC idle with {lost} back", lambda: _idle_on(survivor), 90, 0.5)
+
+    try:
+        wait_for("ocfa, ocfb and ocfc online", all_online, 90, 0.5)
+        wait_for("the DC idle", lambda: _idle_on("ocfa"), 60, 0.5)
+        config = _scale_config(work, xmls)
+        try:
+            for i in range(RUNS):
+                for who in order(i):
+                    cycle(i, who, i == RUNS - 1 and who == order(i)[-1])
+        except RuntimeError as e:
+            # a run that broke off leaves the stage in an unknown state: the runs so far stand
+            warn(f"warning: the scale rows stopped early: {e}")
+        if conc["rust"] or conc["shell"]:
+            rows["drain"]["note"] = stage + "; migrate_to at once on the drained node (median): " + ", ".join(
+                f"{w} {med(conc[w]):g}" for w in SETS if conc[w])
+        if noticed["rust"] or noticed["shell"]:
+            rows["loss"]["note"] = stage + "; of it, until the survivors' first start of a lost guest (corosync " \
+                "noticing the loss, Pacemaker's election and plan; no agent runs): " + ", ".join(
+                    f"{w} {med(noticed[w]):.2f} s" for w in SETS if noticed[w])
+    finally:
+        try:
+            _nodes(tmp, nodes_sh + "nodes_stop_all")
+        except (subprocess.SubprocessError, OSError) as e:
+            warn(f"warning: stopping the three-node cluster: {e}")
+    return list(rows.values())
+
 # what a passing tests/scale/cluster.sh leaves (its SCALE_TIMINGS default)
 SCALE_TIMINGS = os.environ.get("SCALE_TIMINGS", os.path.join(REPO, "build", "scale-timings.tsv"))
 
@@ -344,13 +627,23 @@ def section(rows, fmt):
         out.append(f"| {r['name']} | {fmt(med(s))} | {fmt(med(u))} | {len(s)} rust, {len(u)} shell | {ratio} | "
                    f"{r['note']} |")
     out += ["", "Ratio = shell median / rust median (above 1: the ocf:rust set is faster).", "",
-            "Not measured by `make bench`: the drain (`pcs node standby`) and node-loss times of the "
-            "three-node scale layer. One run of `tests/scale/cluster.sh` (both agent sets, a dozen guests) "
-            "takes 4 to 5 minutes here; three runs per set would not fit the 10 minutes of `make bench` on "
-            "2 cores. `make test-scale` measures them (one run per agent set: ocf:rust first, then "
-            "ocf:heartbeat on the same guests) and a run whose every case passed leaves them in "
-            f"`{os.path.relpath(SCALE_TIMINGS, REPO)}`; `make bench` copies the last such run below, "
-            "with its date, as what it is.", ""]
+            "The drain and node-loss rows run on a three-node cluster (ocfa, ocfb, ocfc of "
+            "scripts/libvirt-hosts.sh, one corosync and pacemaker each; stonith-enabled=false, as no fencing "
+            "device exists here; load-threshold=1000% and node-action-limit=16, resource-stickiness=100), as in "
+            "the scale layer of the tests but with fewer guests (BENCH_CL_VMS), so that three runs per agent "
+            "set fit in `make bench`. Each run of a set: its guests created in one CIB update (both sets with "
+            "the same parameters: hypervisor, config, migration_transport=tcp, allow-migrate=true, a 10 s "
+            "monitor); standby of the node holding the most of them, timed until every guest is Started "
+            "elsewhere and the DC idle (each checked to have moved by live migration, no guest booted again), "
+            "then the node back out of standby; a power cut of the node now holding the most (every process "
+            "in its namespaces killed at once), timed until the survivors run every guest and the DC is idle "
+            "(each domain checked to run exactly once, each of its guests booted once); then the guests deleted "
+            "and the node booted back into the cluster. A step whose check failed is not counted; its "
+            "warning is listed below the tables.", "",
+            "A dozen guests, as the scale layer runs them: `make test-scale` times the same steps once per "
+            "agent set (ocf:rust first, then ocf:heartbeat on the same guests), and a run whose every case "
+            f"passed leaves them in `{os.path.relpath(SCALE_TIMINGS, REPO)}`; `make bench` copies the last "
+            "such run below, with its date, as what it is.", ""]
     out += scale_section()
     return out
 

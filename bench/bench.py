@@ -43,7 +43,7 @@ RUST = {"VirtualDomain": f"{OCF}/rust/VirtualDomain", "Dummy": f"{OCF}/rust/Dumm
 SHELL = {"VirtualDomain": f"{OCF}/heartbeat/VirtualDomain", "Dummy": f"{OCF}/heartbeat/Dummy"}
 URI = "qemu:///system"
 HOSTS = os.path.join(REPO, "scripts/libvirt-hosts.sh")
-HOSTS_DIR = os.environ.get("OCF_RS_HOSTS_DIR", "/run/ocf-rs-hosts")
+TIME = "/usr/bin/time"  # GNU time (the time package), for the peak resident set
 MIG_RUNS = int(os.environ.get("BENCH_MIG_RUNS", "6"))
 WORK = tempfile.mkdtemp(prefix="ocf-rs-bench.")
 CONSOLE_DIR = "/var/log/ocf-rs-guests"
@@ -108,36 +108,32 @@ def run_once(cmd, env):
     return Sample(wall, ru.ru_utime + ru.ru_stime, p.returncode, ru.ru_minflt)
 
 
-def count_execs(cmd, env, prefix=(), program=None):
-    """Programs executed by one invocation (the agent itself included), under strace
-    (itself run after `prefix`, so that nsenter is not counted). With `program`, returns
-    also how many of them ran that program (its base name)."""
+def execs_and_rss(cmd, env, prefix=(), program="crm_resource"):
+    """One extra, untimed invocation: the programs it executed (the agent itself included;
+    strace, run after `prefix` so that nsenter is not counted), how many of them were
+    `program` (by base name), and the peak resident set (KiB) of its largest process.
+
+    The resident set comes from GNU time's %M, not from the timed runs' rusage: a child forked
+    from this Python process carries Python's resident set until it execs, and the kernel
+    counts that high-water mark; GNU time forks from a ~2 MiB process instead. Tracing does not
+    change a tracee's memory, so both come from the same run (GNU time's own execve is not
+    counted)."""
     trace = os.path.join(WORK, "strace.out")
-    subprocess.run(list(prefix) + ["strace", "-f", "-qq", "-e", "trace=execve", "-o", trace] + cmd,
+    out = os.path.join(WORK, "rss.out")
+    subprocess.run(list(prefix) + ["strace", "-f", "-qq", "-e", "trace=execve", "-o", trace,
+                                   TIME, "-f", "%M", "-o", out] + cmd,
                    env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL)
     with open(trace) as f:
-        done = [line for line in f if "execve(" in line and "= 0" in line]
-    if program is None:
-        return len(done)
+        done = [line for line in f if "execve(" in line and "= 0" in line
+                and not line.split("execve(", 1)[1].startswith(f'"{TIME}"')]
     pat = re.compile(r'execve\("[^"]*/' + re.escape(program) + '"')
-    return len(done), sum(1 for line in done if pat.search(line))
-
-
-def peak_rss(cmd, env, prefix=()):
-    """Peak resident set (KiB) of the largest process of one invocation, by GNU time's %M.
-    (The rusage of the timed runs cannot give it: a child forked from this Python process
-    carries Python's resident set until it execs, and the kernel counts that high-water mark.
-    GNU time forks from a ~2 MiB process instead.)"""
-    out = os.path.join(WORK, "rss.out")
-    subprocess.run(list(prefix) + ["/usr/bin/time", "-f", "%M", "-o", out] + cmd,
-                   env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
     try:
         with open(out) as f:
-            return int(f.read().split()[-1])
+            rss = int(f.read().split()[-1])
     except (OSError, ValueError, IndexError):
-        return 0
+        rss = 0
+    return len(done), sum(1 for line in done if pat.search(line)), rss
 
 
 def base_env(extra):
@@ -165,9 +161,10 @@ class Row:
 def in_host(host):
     """The command prefix that runs a program inside a libvirt host of scripts/libvirt-hosts.sh
     (its network, mount and UTS namespaces). nsenter execs the program: no extra process."""
-    with open(f"{HOSTS_DIR}/{host}/keeper.pid") as f:
-        keeper = f.read().strip()
-    return ["nsenter", "-t", keeper, "-n", "-m", "-u", "--"]
+    prefix = cluster_level.in_host(host)
+    if prefix is None:
+        raise RuntimeError(f"libvirt host {host} is not up")
+    return prefix
 
 
 def run_row(row):
@@ -187,12 +184,7 @@ def run_row(row):
         agent = (SHELL if who == "shell" else RUST)[row.agent]
         if row.setup:
             row.setup()
-        row.execs[who], row.crm[who] = count_execs([agent, row.action], envs, program="crm_resource")
-        if row.teardown:
-            row.teardown(who, None)
-        if row.setup:
-            row.setup()
-        row.rss[who] = peak_rss([agent, row.action], envs)
+        row.execs[who], row.crm[who], row.rss[who] = execs_and_rss([agent, row.action], envs)
         if row.teardown:
             row.teardown(who, None)
     bad = {w: [s.rc for s in row.samples[w] if s.rc not in expected_rc(row)] for w in row.samples}
@@ -241,14 +233,25 @@ def wait_ready(name, timeout=60):
     raise RuntimeError(f"guest {name} never became ready")
 
 
-def boot(name, xml):
+def boot(name, xml, image=None):
+    """NAME booted and ready (its init up, the power button handled). With IMAGE, the first
+    call saves the ready guest's memory image there (virsh save) and every later call restores
+    it (virsh restore: about 0.5 s where a boot under TCG takes about 3 s), for a guest whose
+    own behaviour is not part of what a row measures: a restored guest takes about 0.1 s longer
+    to power off on the ACPI button than a booted one."""
     virsh("destroy", name)
+    if image and os.path.exists(image):
+        virsh("restore", image, check=True)
+        return
     try:
         os.remove(console(name))
     except FileNotFoundError:
         pass
     virsh("create", xml, check=True)
     wait_ready(name)
+    if image:
+        virsh("save", name, image, check=True)
+        virsh("restore", image, check=True)
 
 
 def gone(name):
@@ -279,7 +282,7 @@ class EventLog:
 
 
 def main():
-    for tool in ("strace", "virsh"):
+    for tool in ("strace", "virsh", TIME):
         if not shutil.which(tool):
             sys.exit(f"bench: {tool} is missing (scripts/install-deps.sh)")
     for a in list(RUST.values()) + list(SHELL.values()):
@@ -355,8 +358,11 @@ def main():
     vd_deaf = {**vd, "OCF_RESOURCE_INSTANCE": deaf, "OCF_RESKEY_config": deaf_xml,
                "OCF_RESKEY_CRM_meta_timeout": "12000"}
 
+    # it ignores the button: its stop takes the same course restored or booted (see boot)
+    deaf_image = os.path.join(WORK, f"{deaf}.image")
+
     def deaf_setup():
-        boot(deaf, deaf_xml)
+        boot(deaf, deaf_xml, deaf_image)
 
     def deaf_after(who, s):
         if not gone(deaf):
@@ -368,12 +374,18 @@ def main():
     run_row(stop_deaf)
     rows.append(stop_deaf)
 
-    # Scale: the monitor of one guest while N guests run on the host.
+    # Scale: the monitor of one guest while N guests run on the host. The libvirt hosts of
+    # scripts/libvirt-hosts.sh (for the migration and scale rows next) come up while the last
+    # guests boot, unmeasured: the last row runs beside their idle daemons.
     scale_rows = []
     running = []
+    hosts_up = None
     boot(vm, vm_xml)
     running.append(vm)
     for n in SCALE:
+        if n == SCALE[-1]:
+            hosts_up = subprocess.Popen([HOSTS, "up"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.PIPE, text=True)
         while len(running) < n:
             name = f"bench-scale-{len(running)}"
             xml = make_domain(name)
@@ -382,6 +394,11 @@ def main():
             running.append(name)
         for name in running:
             wait_ready(name, timeout=300)
+        if hosts_up is not None and hosts_up.returncode is None:
+            err = hosts_up.communicate()[1]
+            if hosts_up.returncode != 0:
+                sh(HOSTS, "down", check=False)
+                raise RuntimeError(f"scripts/libvirt-hosts.sh up failed: {err.strip()}")
         time.sleep(3)  # let the guests settle to idle
         r = Row("VirtualDomain", f"monitor with {n} guest(s) running", "monitor", {**vd, **rec}, RUNS)
         run_row(r)
@@ -389,9 +406,9 @@ def main():
     for name in running:
         virsh("destroy", name)
     rows.extend(scale_rows)
+    if hosts_up is None:
+        sh(HOSTS, "up")
 
-    # the libvirt hosts of scripts/libvirt-hosts.sh, up for the migration and scale rows
-    sh(HOSTS, "up")
     try:
         if MIG_RUNS > 0:
             rows.extend(migration_rows())
@@ -548,10 +565,8 @@ def migration_rows():
         agent = (SHELL if who == "shell" else RUST)["VirtualDomain"]
         for row, host in ((to_row, src), (from_row, dst)):
             env = env_for(host, src, dst)
-            if measure == "execs":
-                row.execs[who] = count_execs([agent, row.action], env, in_host(host))
-            elif measure == "rss":
-                row.rss[who] = peak_rss([agent, row.action], env, in_host(host))
+            if measure == "extras":
+                row.execs[who], row.crm[who], row.rss[who] = execs_and_rss([agent, row.action], env, in_host(host))
             else:
                 row.samples[who].append(run_once(in_host(host) + [agent, row.action], env))
         run_once(in_host(src) + [agent, "stop"], env_for(src, src, dst))
@@ -563,9 +578,8 @@ def migration_rows():
     for i in range(MIG_RUNS):
         for who in (["shell", "rust"] if i % 2 == 0 else ["rust", "shell"]):
             one(who, "time")
-    for measure in ("execs", "rss"):
-        for who in ("shell", "rust"):
-            one(who, measure)
+    for who in ("shell", "rust"):
+        one(who, "extras")
     with open(console(name), errors="replace") as f:
         boots = f.read().count("GUEST-BOOT")
     if boots != 1:
@@ -762,7 +776,10 @@ def write_results(rows, latencies, fl):
              "CPU = user+sys of the agent and every process it waited for (crm_resource, virsh... included; "
              "not the daemons they talk to); execs = programs run "
              "(the agent included), with how many of them were crm_resource; RSS = peak resident set of "
-             "the largest process (GNU time, one extra run).", "",
+             "the largest process (GNU time); execs and RSS come from one extra, untimed run (strace and "
+             "GNU time). Before each stop the guest is booted anew, except the one that ignores ACPI: "
+             "it is restored from a memory image saved once it had booted (virsh save and restore, about "
+             "0.5 s instead of a 3 s boot under TCG), as its stop takes the same course either way.", "",
              f"Settings: `{NO_CLUSTER_VD}` is the agent run by hand with no cluster, the utilization "
              "switches off (the rows of earlier reports, measured the same way). "
              f"`{IN_CLUSTER}` is the agent as a cluster runs it: the parameters `pcs resource create "

@@ -39,6 +39,7 @@ from datetime import datetime
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUNS = int(os.environ.get("BENCH_CL_RUNS", "3"))
 HOSTS = os.path.join(REPO, "scripts/libvirt-hosts.sh")
+HOSTS_DIR = os.environ.get("OCF_RS_HOSTS_DIR", "/run/ocf-rs-hosts")
 SETS = {"rust": ("ocf:rust:VirtualDomain", "ocf:rust:Dummy"),
         "shell": ("ocf:heartbeat:VirtualDomain", "ocf:heartbeat:Dummy")}
 URI = "qemu:///system"
@@ -246,8 +247,29 @@ MIG_NODES = ("ocfa", "ocfb")
 MIG_VMS = {"rust": "bench-cl-rust", "shell": "bench-cl-shell"}
 
 
+def in_host(host):
+    """The command prefix that runs a program in HOST's network, mount and UTS namespaces, as
+    `scripts/libvirt-hosts.sh exec HOST` does but without a shell in between (nsenter execs the
+    program: the pollers below run several programs a second, beside the guests they time);
+    None when HOST is not up (its keeper process gone)."""
+    try:
+        with open(os.path.join(HOSTS_DIR, host, "keeper.pid")) as f:
+            keeper = f.read().strip()
+        with open(f"/proc/{keeper}/comm") as f:
+            if f.read().strip() != "sleep":
+                return None
+    except OSError:
+        return None
+    return ["nsenter", "-t", keeper, "-n", "-m", "-u", "--"]
+
+
 def _on(host, *cmd, check=False, timeout=60):
-    return sh(HOSTS, "exec", host, *CLEAN, *cmd, check=check, timeout=timeout)
+    prefix = in_host(host)
+    if prefix is None:
+        if check:
+            raise RuntimeError(f"host {host} is not up")
+        return subprocess.CompletedProcess(cmd, 1, "", f"host {host} is not up")
+    return sh(*prefix, *CLEAN, *cmd, check=check, timeout=timeout)
 
 
 def _nodes(tmp, script):
@@ -367,8 +389,10 @@ def _mon_on(host):
     return nodes, rscs, dc.get("name") if dc is not None and dc.get("present") == "true" else None
 
 
-def _idle_on(host):
-    dc = _mon_on(host)[2]
+def _idle_on(host, dc=False):
+    """Whether the DC (as HOST sees it; DC: its name when the caller has it already) is idle."""
+    if dc is False:
+        dc = _mon_on(host)[2]
     if not dc:
         return False
     st = _in(host, "crmadmin", "-q", "-S", dc)
@@ -490,11 +514,11 @@ def scale_times(work, make_domain):
 
     def placed(ids, avoid=None, host="ocfa"):
         """{id: node} once every id is Started (off AVOID) and the DC is idle, else None."""
-        rscs = _mon_on(host)[1]
+        _, rscs, dc = _mon_on(host)
         where = {r: rscs.get(r, (None, None)) for r in ids}
         if any(role != "Started" or node in (None, avoid) for role, node in where.values()):
             return None
-        return {r: n for r, (_, n) in where.items()} if _idle_on(host) else None
+        return {r: n for r, (_, n) in where.items()} if _idle_on(host, dc) else None
 
     def busiest(where):
         counts = {h: sum(1 for n in where.values() if n == h) for h in SCALE_NODES}
@@ -585,12 +609,16 @@ def scale_times(work, make_domain):
         print(f"bench: {tag}: create {t_create:.2f} s, drain of {h} {t_drain:.2f} s ({len(moved)} guests, "
               f"{concurrent} migrate_to at once{'' if drain_ok else ', not counted'}), node loss of {lost} "
               f"{t_loss:.2f} s{'' if loss_ok else ' (not counted)'}", flush=True)
+        if not last:
+            # the guests are deleted only once the lost node has rejoined and the DC is idle:
+            # Pacemaker 2.1.5 lost track of guests deleted while a node was joining (they were
+            # never stopped; seen once here)
+            wait_for(f"{tag}: {lost} online again", lambda: all_online(survivor), 90)
+            wait_for(f"{tag}: the DC idle with {lost} back", lambda: _idle_on(survivor), 90)
         _push_resources(work, survivor, remove=set(ids))
         wait_for(f"{tag}: no guest of the set left running", lambda: all(_qemu_count(vm) == 0 for vm in vms), 120)
-        if last:
-            return
-        wait_for(f"{tag}: {lost} online again", lambda: all_online(survivor), 90, 0.5)
-        wait_for(f"{tag}: the DC idle with {lost} back", lambda: _idle_on(survivor), 90, 0.5)
+        if not last:
+            wait_for(f"{tag}: the DC idle after the deletion", lambda: _idle_on(survivor), 60)
 
     try:
         wait_for("ocfa, ocfb and ocfc online", all_online, 90, 0.5)

@@ -11,12 +11,12 @@ default parameters under the one-node cluster of scripts/cluster.sh, which the b
 starts and stops itself (see cluster_rows). Writes bench/RESULTS.md and a chart of the
 ratios (gnuplot), and prints the table.
 
-Environment: BENCH_RUNS (fast rows, default 21), BENCH_SLOW_RUNS (start/stop rows,
+Environment: BENCH_RUNS (fast rows, default 15), BENCH_SLOW_RUNS (start/stop rows,
 default 3), BENCH_SCALE (guest counts for the scale rows, default "1 10 25"),
 BENCH_MIG_RUNS (live migrations per agent between the two libvirt hosts of
-scripts/libvirt-hosts.sh, default 6; 0 skips them), BENCH_CL_RUNS (runs per agent set of each cluster-level row, see
+scripts/libvirt-hosts.sh, default 4; 0 skips them), BENCH_CL_RUNS (runs per agent set of each cluster-level row, see
 bench/cluster_level.py, default 3; 0 skips them), BENCH_CL_VMS and BENCH_CL_VM_MEMORY (guests of the
-drain and node-loss rows and their MiB, default 6 and 96; 0 guests skips those rows), BENCH_OUT
+drain and node-loss rows and their MiB, default 4 and 96; 0 guests skips those rows), BENCH_OUT
 (output directory, default bench/).
 """
 
@@ -34,7 +34,7 @@ import cluster_level
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.environ.get("BENCH_OUT", os.path.join(REPO, "bench"))
-RUNS = int(os.environ.get("BENCH_RUNS", "21"))
+RUNS = int(os.environ.get("BENCH_RUNS", "15"))
 SLOW_RUNS = int(os.environ.get("BENCH_SLOW_RUNS", "3"))
 DEAF_RUNS = max(2, SLOW_RUNS // 2)  # the stop of a guest that ignores ACPI: seconds a run
 SCALE = [int(n) for n in os.environ.get("BENCH_SCALE", "1 10 25").split()]
@@ -44,7 +44,7 @@ SHELL = {"VirtualDomain": f"{OCF}/heartbeat/VirtualDomain", "Dummy": f"{OCF}/hea
 URI = "qemu:///system"
 HOSTS = os.path.join(REPO, "scripts/libvirt-hosts.sh")
 TIME = "/usr/bin/time"  # GNU time (the time package), for the peak resident set
-MIG_RUNS = int(os.environ.get("BENCH_MIG_RUNS", "6"))
+MIG_RUNS = int(os.environ.get("BENCH_MIG_RUNS", "4"))
 WORK = tempfile.mkdtemp(prefix="ocf-rs-bench.")
 CONSOLE_DIR = "/var/log/ocf-rs-guests"
 CLUSTER = os.path.join(REPO, "scripts/cluster.sh")

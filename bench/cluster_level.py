@@ -15,7 +15,7 @@ images, medians of BENCH_CL_RUNS (default 3) runs per set.
   (allow-migrate=true, migration_transport=tcp): `crm_resource --move -r R -N OTHER` -> R
   Started on OTHER and the DC idle, checked to have been a live migration (migrate_to and
   migrate_from in the logs, the guest never booted again).
-- scale_times: a three-node cluster (ocfa, ocfb, ocfc), BENCH_CL_VMS guests (default 6,
+- scale_times: a three-node cluster (ocfa, ocfb, ocfc), BENCH_CL_VMS guests (default 4,
   BENCH_CL_VM_MEMORY MiB each, default 96) per agent set: created in one CIB update ->
   all Started; crm_standby of the busiest node -> every guest Started elsewhere by live
   migration; a power cut of the busiest node (libvirt-hosts.sh kill) -> every guest Started
@@ -362,7 +362,7 @@ def pacemaker_migration_times(work, make_domain):
 # ---------------------------------------------------------------- the three-node cluster
 
 SCALE_NODES = ("ocfa", "ocfb", "ocfc")
-SCALE_N = int(os.environ.get("BENCH_CL_VMS", "6"))
+SCALE_N = int(os.environ.get("BENCH_CL_VMS", "4"))
 SCALE_MEM = os.environ.get("BENCH_CL_VM_MEMORY", "96")
 SCALE_PREFIX = {"rust": "rs", "shell": "sh"}
 

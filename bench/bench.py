@@ -120,13 +120,25 @@ def execs_and_rss(cmd, env, prefix=(), program="crm_resource"):
     counted)."""
     trace = os.path.join(WORK, "strace.out")
     out = os.path.join(WORK, "rss.out")
+    for stale in (trace, out):  # a run that writes neither must not read the last one's
+        try:
+            os.remove(stale)
+        except FileNotFoundError:
+            pass
     subprocess.run(list(prefix) + ["strace", "-f", "-qq", "-e", "trace=execve", "-o", trace,
                                    TIME, "-f", "%M", "-o", out] + cmd,
                    env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL)
-    with open(trace) as f:
-        done = [line for line in f if "execve(" in line and "= 0" in line
-                and not line.split("execve(", 1)[1].startswith(f'"{TIME}"')]
+    try:
+        with open(trace) as f:
+            done = [line for line in f if "execve(" in line and "= 0" in line]
+    except OSError:
+        done = []
+    # the first program strace started is GNU time itself, not the agent's
+    if done and done[0].split("execve(", 1)[1].startswith(f'"{TIME}"'):
+        done = done[1:]
+    else:
+        warn(f"warning: {cmd[-2]} {cmd[-1]}: strace did not show GNU time starting first; execs counted as traced")
     pat = re.compile(r'execve\("[^"]*/' + re.escape(program) + '"')
     try:
         with open(out) as f:
@@ -380,34 +392,42 @@ def main():
     scale_rows = []
     running = []
     hosts_up = None
-    boot(vm, vm_xml)
-    running.append(vm)
-    for n in SCALE:
-        if n == SCALE[-1]:
-            hosts_up = subprocess.Popen([HOSTS, "up"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.PIPE, text=True)
-        while len(running) < n:
-            name = f"bench-scale-{len(running)}"
-            xml = make_domain(name)
-            virsh("destroy", name)
-            virsh("create", xml, check=True)
-            running.append(name)
+    hosts_ready = False
+    try:
+        boot(vm, vm_xml)
+        running.append(vm)
+        for n in SCALE:
+            if n == SCALE[-1]:
+                hosts_up = subprocess.Popen([HOSTS, "up"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                            stderr=subprocess.PIPE, text=True)
+            while len(running) < n:
+                name = f"bench-scale-{len(running)}"
+                xml = make_domain(name)
+                virsh("destroy", name)
+                virsh("create", xml, check=True)
+                running.append(name)
+            for name in running:
+                wait_ready(name, timeout=300)
+            if hosts_up is not None and hosts_up.returncode is None:
+                err = hosts_up.communicate()[1]
+                if hosts_up.returncode != 0:
+                    raise RuntimeError(f"scripts/libvirt-hosts.sh up failed: {err.strip()}")
+            time.sleep(3)  # let the guests settle to idle
+            r = Row("VirtualDomain", f"monitor with {n} guest(s) running", "monitor", {**vd, **rec}, RUNS)
+            run_row(r)
+            scale_rows.append(r)
+        if hosts_up is None:
+            sh(HOSTS, "up")
+        hosts_ready = True
+    finally:
+        # a bench that fails here leaves neither the guests nor half-started hosts behind
         for name in running:
-            wait_ready(name, timeout=300)
-        if hosts_up is not None and hosts_up.returncode is None:
-            err = hosts_up.communicate()[1]
-            if hosts_up.returncode != 0:
-                sh(HOSTS, "down", check=False)
-                raise RuntimeError(f"scripts/libvirt-hosts.sh up failed: {err.strip()}")
-        time.sleep(3)  # let the guests settle to idle
-        r = Row("VirtualDomain", f"monitor with {n} guest(s) running", "monitor", {**vd, **rec}, RUNS)
-        run_row(r)
-        scale_rows.append(r)
-    for name in running:
-        virsh("destroy", name)
+            virsh("destroy", name)
+        if not hosts_ready:
+            if hosts_up is not None and hosts_up.returncode is None:
+                hosts_up.communicate()
+            sh(HOSTS, "down", check=False)
     rows.extend(scale_rows)
-    if hosts_up is None:
-        sh(HOSTS, "up")
 
     try:
         if MIG_RUNS > 0:

@@ -255,6 +255,8 @@ def in_host(host):
     try:
         with open(os.path.join(HOSTS_DIR, host, "keeper.pid")) as f:
             keeper = f.read().strip()
+        if not keeper.isdigit():
+            return None
         with open(f"/proc/{keeper}/comm") as f:
             if f.read().strip() != "sleep":
                 return None
